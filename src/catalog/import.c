@@ -37,7 +37,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "pcatalog.h"
@@ -116,6 +118,8 @@ struct importer {
     struct lk_import_report *rep;
     char images_real[PATH_MAX];
     int has_images_dir;
+    int images_fd;       /* O_PATH fd of images_real for openat2, -1 if none */
+    int no_openat2;      /* kernel without openat2: fall back to realpath() */
     int has_image_col;
     struct pend *p;
     size_t np, capp;
@@ -323,6 +327,47 @@ static const char *other_format(const uint8_t *d, size_t n)
     return NULL;
 }
 
+/* Open `rel` inside the images directory, refusing any path that resolves
+ * outside it (.., absolute, or a symlink leading out).  openat2 with
+ * RESOLVE_BENEATH lets the kernel enforce this without a race and costs one
+ * syscall; on kernels before 5.6 we fall back to realpath() + prefix check.
+ * Returns an fd, or -(reason) with `why` filled. */
+static int open_beneath(struct importer *im, const char *rel, char *why, size_t whyn)
+{
+    if (!im->no_openat2 && im->images_fd >= 0) {
+        struct open_how how = {.flags = O_RDONLY | O_CLOEXEC, .resolve = RESOLVE_BENEATH};
+        long fd = syscall(SYS_openat2, im->images_fd, rel, &how, sizeof how);
+        if (fd >= 0)
+            return (int)fd;
+        if (errno == EXDEV) {
+            snprintf(why, whyn, "image %.80s resolves outside the images directory", rel);
+            return -LK_IMPORT_IMAGE_PATH;
+        }
+        if (errno != ENOSYS && errno != EPERM) {
+            snprintf(why, whyn, "image %.80s: %s", rel, strerror(errno));
+            return -LK_IMPORT_IMAGE_MISSING;
+        }
+        im->no_openat2 = 1;
+    }
+    char full[PATH_MAX + LK_IMAGE_PATH_MAX + 2], real[PATH_MAX];
+    snprintf(full, sizeof full, "%s/%s", im->images_real, rel);
+    if (!realpath(full, real)) {
+        snprintf(why, whyn, "image %.80s: %s", rel, strerror(errno));
+        return -LK_IMPORT_IMAGE_MISSING;
+    }
+    size_t dl = strlen(im->images_real);
+    if (strncmp(real, im->images_real, dl) != 0 || (real[dl] != '/' && dl > 1)) {
+        snprintf(why, whyn, "image %.80s resolves outside the images directory", rel);
+        return -LK_IMPORT_IMAGE_PATH;
+    }
+    int fd = open(real, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, whyn, "image %.80s: %s", rel, strerror(errno));
+        return -LK_IMPORT_IMAGE_MISSING;
+    }
+    return fd;
+}
+
 /* Returns -1 when fine, else the lk_import_reason with `why` filled. */
 static int check_image(struct importer *im, const char *rel, struct img_rec *out, char *why,
                        size_t whyn)
@@ -340,22 +385,9 @@ static int check_image(struct importer *im, const char *rel, struct img_rec *out
         snprintf(why, whyn, "image %.80s: no images directory given", rel);
         return LK_IMPORT_IMAGE_MISSING;
     }
-    char full[PATH_MAX + LK_IMAGE_PATH_MAX + 2], real[PATH_MAX];
-    snprintf(full, sizeof full, "%s/%s", im->images_real, rel);
-    if (!realpath(full, real)) {
-        snprintf(why, whyn, "image %.80s: %s", rel, strerror(errno));
-        return LK_IMPORT_IMAGE_MISSING;
-    }
-    size_t dl = strlen(im->images_real);
-    if (strncmp(real, im->images_real, dl) != 0 || (real[dl] != '/' && dl > 1)) {
-        snprintf(why, whyn, "image %.80s resolves outside the images directory", rel);
-        return LK_IMPORT_IMAGE_PATH;
-    }
-    int fd = open(real, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        snprintf(why, whyn, "image %.80s: %s", rel, strerror(errno));
-        return LK_IMPORT_IMAGE_MISSING;
-    }
+    int fd = open_beneath(im, rel, why, whyn);
+    if (fd < 0)
+        return -fd;
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
@@ -1158,13 +1190,33 @@ static void import_jsonl(struct importer *im, FILE *fp)
 
 /* ==== Write phase ======================================================= */
 
+static int write_all_tx(struct importer *im);
+
 static int write_all(struct importer *im)
 {
     struct lk_catalog *cat = im->cat;
     struct lk_err *err = im->err;
+    /* A big transaction overflows SQLite's default 2 MB page cache, which then
+     * spills dirty pages to the WAL again and again; give the import 128 MB
+     * (allocated only as used) and restore the default afterwards. */
+    lk__exec(cat, "PRAGMA cache_size=-131072", NULL);
     int rc = lk__exec(cat, "BEGIN IMMEDIATE", err);
+    if (!rc)
+        rc = write_all_tx(im);
+    lk__exec(cat, "PRAGMA cache_size=-2000", NULL);
     if (rc)
         return rc;
+    im->rep->committed = 1;
+    /* Whole-catalog change: rebuild the snapshot rather than patch it. */
+    return lk__snapshot_reload(cat, err);
+}
+
+/* The body of write_all inside BEGIN IMMEDIATE: commits, or rolls back. */
+static int write_all_tx(struct importer *im)
+{
+    struct lk_catalog *cat = im->cat;
+    struct lk_err *err = im->err;
+    int rc = LK_OK;
     struct lk__norm_product *n = malloc(sizeof *n);
     if (!n) {
         sqlite3_exec(cat->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1247,9 +1299,7 @@ static int write_all(struct importer *im)
         im->rep->products_imported = im->rep->images_imported = 0;
         return rc;
     }
-    im->rep->committed = 1;
-    /* Whole-catalog change: rebuild the snapshot rather than patch it. */
-    return lk__snapshot_reload(cat, err);
+    return LK_OK;
 }
 
 /* ==== Entry point ======================================================= */
@@ -1273,6 +1323,7 @@ int lk_catalog_import_file(struct lk_catalog *cat, const char *path,
     if (!im)
         return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
     im->cat = cat;
+    im->images_fd = -1;
     im->rep = rep;
     im->err = err;
     if (opts)
@@ -1293,6 +1344,7 @@ int lk_catalog_import_file(struct lk_catalog *cat, const char *path,
             return rc;
         }
         im->has_images_dir = 1;
+        im->images_fd = open(im->images_real, O_PATH | O_DIRECTORY | O_CLOEXEC);
     }
     enum lk_import_format fmt = im->o.format;
     if (fmt == LK_IMPORT_AUTO)
@@ -1333,6 +1385,8 @@ int lk_catalog_import_file(struct lk_catalog *cat, const char *path,
             free(im->colname[i]);
     free(im->colname);
     free(im->colmap);
+    if (im->images_fd >= 0)
+        close(im->images_fd);
     free(im);
     return rc;
 }
