@@ -512,3 +512,39 @@ Test(import, hundred_thousand_rows_with_tiny_images, .timeout = 240)
     cr_assert_eq(a.count, want);
     lk_allow_free(&a);
 }
+
+Test(import, demo_catalog_script_output_imports_cleanly, .timeout = 120)
+{
+    /* End-to-end check of scripts/make-demo-catalog against the Debian
+     * package scripts/setup installs; skipped where it is not installed. */
+    const char *root = getenv("LK_SOURCE_ROOT");
+    const char *stamps = "/usr/share/tuxpaint/stamps";
+    struct stat sb;
+    if (!root || stat(stamps, &sb) != 0)
+        cr_skip("LK_SOURCE_ROOT unset or tuxpaint-stamps-default not installed");
+    char *out = tu_path(dir, "demo.csv");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s/scripts/make-demo-catalog' '%s' >/dev/null", root, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    struct lk_import_opts o;
+    lk_import_opts_default(&o);
+    o.images_dir = stamps;
+    o.strict = 1;
+    struct lk_import_report r;
+    struct lk_err e = {0};
+    cr_assert_eq(lk_catalog_import_file(cat, out, &o, &r, &e), LK_OK, "%s (first issue: line %llu %s)",
+                 e.msg, r.n_issues ? (unsigned long long)r.issues[0].line : 0ull,
+                 r.n_issues ? r.issues[0].msg : "");
+    cr_assert_gt(r.products_imported, 100);
+    cr_assert_gt(r.images_imported, r.products_imported);
+    lk_import_report_free(&r);
+    free(out);
+    struct lk_category_count *a;
+    size_t n;
+    cr_assert_eq(lk_catalog_categories(cat, &a, &n, &e), LK_OK);
+    int grocery = 0;
+    for (size_t i = 0; i < n; i++)
+        grocery |= !strcmp(a[i].path, "grocery/fruit") && a[i].products > 10;
+    cr_assert(grocery);
+    lk_category_counts_free(a, n);
+}
