@@ -29,6 +29,9 @@
 #ifndef LK_GIT_REV
 #define LK_GIT_REV "unknown"
 #endif
+#ifndef LK_CC_ID
+#define LK_CC_ID "gcc " __VERSION__
+#endif
 
 static double now_ms(void)
 {
@@ -143,8 +146,8 @@ int main(int argc, char **argv)
     char cpu[256];
     cpu_name(cpu, sizeof cpu);
     printf("# catalog filter allow-list bench\n");
-    printf("# cpu: %s; build: %s; compiler: gcc %s; git: %s; sqlite %s\n", cpu, LK_BENCH_BUILD,
-           __VERSION__, LK_GIT_REV, sqlite3_libversion());
+    printf("# cpu: %s; build: %s; compiler: %s; git: %s; sqlite %s; SIMD: none (scalar C)\n",
+           cpu, LK_BENCH_BUILD, LK_CC_ID, LK_GIT_REV, sqlite3_libversion());
     printf("# catalog: %llu products, %llu images (synthetic, seed 42); import %.0f ms "
            "(%.0f rows/s, no image checks)\n",
            (unsigned long long)cnt.products, (unsigned long long)cnt.images, t_import,
