@@ -407,6 +407,8 @@ struct lk_import_opts {
     const char *default_currency; /* used when a row has no currency (default "USD") */
     int strict;                   /* 1: any bad row fails the whole import (nothing written) */
     int check_images;             /* 1: open each image, check magic + header, hash it (default 1) */
+    int decode_images;            /* 1: also fully decode each image (lk_image_decode) to reject
+                                   * corrupt/truncated streams; costs one decode per image (default 0) */
     size_t max_issues;            /* issues listed in the report (default 1000) */
 };
 void lk_import_opts_default(struct lk_import_opts *o);

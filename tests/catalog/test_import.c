@@ -548,3 +548,32 @@ Test(import, demo_catalog_script_output_imports_cleanly, .timeout = 120)
     cr_assert(grocery);
     lk_category_counts_free(a, n);
 }
+
+Test(import, decode_option_rejects_truncated_images)
+{
+    /* A PNG cut after its header passes the header check but not a decode. */
+    char *src = tu_path(images, "b.png");
+    FILE *f = fopen(src, "rb");
+    cr_assert_not_null(f);
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    free(src);
+    cr_assert_gt(n, 60);
+    tu_write(images, "cut.png", buf, 50);
+    tu_write_str(dir, "cut.csv", "sku,price,stock,image\nA,1,1,cut.png\nB,1,1,a.png\n");
+    char *p = tu_path(dir, "cut.csv");
+    struct lk_import_opts o;
+    lk_import_opts_default(&o);
+    o.images_dir = images;
+    struct lk_import_report r;
+    cr_assert_eq(lk_catalog_import_file(cat, p, &o, &r, NULL), LK_OK);
+    cr_assert_eq(r.rows_skipped, 0, "header-only check accepts it");
+    lk_import_report_free(&r);
+    o.decode_images = 1;
+    cr_assert_eq(lk_catalog_import_file(cat, p, &o, &r, NULL), LK_OK);
+    cr_assert_eq(r.rows_skipped, 1);
+    expect_issue(&r, 0, 2, LK_IMPORT_IMAGE_FORMAT);
+    lk_import_report_free(&r);
+    free(p);
+}
