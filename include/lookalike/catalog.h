@@ -315,6 +315,17 @@ static inline int lk_allow_test(const struct lk_allow *a, uint64_t id)
     return id < a->nbits && ((a->words[id >> 6] >> (id & 63)) & 1u);
 }
 
+/* The allow-list as a predicate with the signature of the index's
+ * lk_filter_fn (include/lookalike/index.h), for filtering INSIDE the HNSW
+ * search — the index's ids are our vector ids (image ids), so no mapping:
+ *     opts.allow_fn = lk_allow_pred;
+ *     opts.allow_user = &allow;                 (a const struct lk_allow *)
+ *     opts.allowed_estimate = allow.count;      (lets the index pick an exact
+ *                                                scan at low selectivity)
+ * Returns nonzero when `id` is allowed.  Thread-safe for concurrent readers
+ * of one allow-list; the allow-list must outlive the search. */
+int lk_allow_pred(uint64_t id, void *allow);
+
 #define LK_PRICE_ANY_MIN 0
 #define LK_PRICE_ANY_MAX INT64_MAX
 

@@ -280,6 +280,11 @@ void lk_allow_free(struct lk_allow *a)
     memset(a, 0, sizeof *a);
 }
 
+int lk_allow_pred(uint64_t id, void *allow)
+{
+    return lk_allow_test((const struct lk_allow *)allow, id);
+}
+
 void lk_filter_default(struct lk_filter *f)
 {
     memset(f, 0, sizeof *f);

@@ -1048,10 +1048,15 @@ static int json_to_str(const cJSON *v, int list_ok, char **out)
 
 static void import_jsonl_line(struct importer *im, const char *s, size_t len, uint64_t line)
 {
-    cJSON *o = cJSON_ParseWithLength(s, len);
-    if (!o || !cJSON_IsObject(o)) {
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    /* cJSON stops after the first value; anything but blanks after it
+     * ("{...} {...}" or trailing junk) makes the line invalid. */
+    int trailing = o && end && !blank_line(end, len - (size_t)(end - s));
+    if (!o || !cJSON_IsObject(o) || trailing) {
         im->rep->rows_read++;
-        add_issue(im, line, LK_IMPORT_SYNTAX, o ? "line is not a JSON object" : "invalid JSON");
+        add_issue(im, line, LK_IMPORT_SYNTAX,
+                  !o ? "invalid JSON" : trailing ? "text after the JSON object" : "line is not a JSON object");
         cJSON_Delete(o);
         return;
     }

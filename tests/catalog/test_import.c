@@ -405,13 +405,14 @@ Test(import, jsonl_good_and_bad_lines)
         "{\"sku\":\"J-7\",\"price\":\"1\",\"stock\":1,\"images\":[\"../x.png\"]}\n"     /* 9 */
         "{\"price\":\"1\",\"stock\":1}\n"                                               /* 10 */
         "{\"sku\":\"J-8\",\"price\":-1,\"stock\":1}\n"                                  /* 11 */
-        "{\"sku\":\"J-9\",\"price\":\"3\",\"stock\":\"7\",\"regions\":\"CA|MX\"}\n";    /* 12 */
+        "{\"sku\":\"J-9\",\"price\":\"3\",\"stock\":\"7\",\"regions\":\"CA|MX\"}\r\n"  /* 12 */
+        "{\"sku\":\"J-10\",\"price\":\"3\",\"stock\":1} {\"sku\":\"J-11\"}\n";     /* 13 */
     struct lk_import_report r;
     struct lk_err e = {0};
     cr_assert_eq(run_import("cat.jsonl", jl, 0, &r, &e), LK_OK, "%s", e.msg);
-    cr_assert_eq(r.rows_read, 11);
+    cr_assert_eq(r.rows_read, 12);
     cr_assert_eq(r.rows_imported, 3);
-    cr_assert_eq(r.n_issues, 8);
+    cr_assert_eq(r.n_issues, 9);
     expect_issue(&r, 0, 4, LK_IMPORT_BAD_PRICE);
     expect_issue(&r, 1, 5, LK_IMPORT_BAD_STOCK);
     expect_issue(&r, 2, 6, LK_IMPORT_SYNTAX);
@@ -420,6 +421,7 @@ Test(import, jsonl_good_and_bad_lines)
     expect_issue(&r, 5, 9, LK_IMPORT_IMAGE_PATH);
     expect_issue(&r, 6, 10, LK_IMPORT_MISSING_SKU);
     expect_issue(&r, 7, 11, LK_IMPORT_BAD_PRICE);
+    expect_issue(&r, 8, 13, LK_IMPORT_SYNTAX);
     lk_import_report_free(&r);
     struct lk_product p;
     cr_assert_eq(lk_catalog_get_product(cat, "J-1", &p, &e), LK_OK);
