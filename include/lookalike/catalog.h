@@ -186,7 +186,10 @@ int lk_catalog_get_product_by_id(struct lk_catalog *cat, int64_t product_id,
 
 /* Call `fn` for every product in SKU order.  The product passed is borrowed
  * (valid during the call only).  A non-zero return from `fn` stops the walk
- * and is returned.  `fn` may read from `cat` but must not write to it. */
+ * and is returned.  `fn` may read from `cat` but must not write to it.  The
+ * walk holds the handle's connection throughout (other threads' SQL calls on
+ * this handle wait), so long walks in a server belong on their own handle;
+ * allow-list builds are not affected (they never touch SQL). */
 typedef int (*lk_product_fn)(const struct lk_product *p, void *ud);
 int lk_catalog_foreach_product(struct lk_catalog *cat, lk_product_fn fn, void *ud,
                                struct lk_err *err);

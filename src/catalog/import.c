@@ -691,7 +691,7 @@ static void process_row(struct importer *im, const struct raw_row *r)
             im->p = np;
             im->capp = nc;
         }
-        size_t slot;
+        size_t slot = 0; /* set by find_pend: the SKU is new and the table non-empty */
         find_pend(im, sku, &slot);
         p = &im->p[im->np];
         memset(p, 0, sizeof *p);

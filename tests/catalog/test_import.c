@@ -579,3 +579,53 @@ Test(import, decode_option_rejects_truncated_images)
     lk_import_report_free(&r);
     free(p);
 }
+
+Test(import, readme_examples_import_as_documented)
+{
+    /* The CSV and JSONL examples of README.md "Catalog import", verbatim. */
+    char *d1 = tu_path(images, "sofas"), *d2 = tu_path(images, "drinks");
+    cr_assert_eq(mkdir(d1, 0755), 0);
+    cr_assert_eq(mkdir(d2, 0755), 0);
+    free(d1);
+    free(d2);
+    tu_write_jpeg(images, "sofas/sofa1.jpg", 16, 16);
+    tu_write_jpeg(images, "sofas/sofa1-side.jpg", 16, 12);
+    tu_write_jpeg(images, "sofas/sofa1-back.jpg", 12, 16);
+    tu_write_png(images, "drinks/rioja.png", 10, 30, 5);
+    const char *csv =
+        "# my store, exported 2024-06-01\n"
+        "sku,title,category,price,currency,stock,regions,flags,image,margin_tier,colour\n"
+        "SOFA-1,\"Sofa, 3-seat, beige\",home/furniture/sofas,499.99,EUR,3,EU|UK,,"
+        "sofas/sofa1.jpg|sofas/sofa1-side.jpg,2,beige\n"
+        "WINE-7,Rioja 2019,food/drinks,12.50,EUR,40,EU,age_restricted,drinks/rioja.png,1,red\n"
+        "SOFA-1,,,,,,,,sofas/sofa1-back.jpg,,\n";
+    struct lk_import_report r;
+    struct lk_err e = {0};
+    cr_assert_eq(run_import("readme.csv", csv, 1, &r, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(r.products_imported, 2);
+    cr_assert_eq(r.images_imported, 4);
+    lk_import_report_free(&r);
+    const char *jl =
+        "{\"sku\":\"SOFA-1\",\"title\":\"Sofa, 3-seat, beige\",\"category\":\"home/furniture/sofas\","
+        "\"price\":\"499.99\",\"currency\":\"EUR\",\"stock\":3,\"regions\":[\"EU\",\"UK\"],"
+        "\"images\":[\"sofas/sofa1.jpg\",\"sofas/sofa1-side.jpg\"],\"margin_tier\":2,"
+        "\"attributes\":{\"colour\":\"beige\"}}\n"
+        "{\"sku\":\"WINE-7\",\"title\":\"Rioja 2019\",\"category\":\"food/drinks\",\"price\":\"12.50\","
+        "\"currency\":\"EUR\",\"stock\":40,\"regions\":\"EU\",\"flags\":[\"age_restricted\"],"
+        "\"image\":\"drinks/rioja.png\"}\n";
+    cr_assert_eq(run_import("readme.jsonl", jl, 1, &r, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(r.products_imported, 2);
+    cr_assert_eq(r.images_imported, 3);
+    lk_import_report_free(&r);
+    struct lk_product p;
+    cr_assert_eq(lk_catalog_get_product(cat, "SOFA-1", &p, &e), LK_OK);
+    cr_assert_str_eq(p.title, "Sofa, 3-seat, beige");
+    cr_assert_eq(p.price_minor, 49999);
+    cr_assert_str_eq(p.regions, "EU|UK");
+    cr_assert_str_eq(p.attributes_json, "{\"colour\":\"beige\"}");
+    lk_product_clear(&p);
+    cr_assert_eq(lk_catalog_get_product(cat, "WINE-7", &p, &e), LK_OK);
+    cr_assert_eq(p.flags, LK_FLAG_AGE_RESTRICTED);
+    cr_assert_eq(p.price_minor, 1250);
+    lk_product_clear(&p);
+}
