@@ -18,8 +18,10 @@
  * one word (no per-bit read-modify-write) and counting with popcount.
  * Category prefixes are resolved once per build into a byte per category id,
  * and the region code into a single bit, so no loop touches a string.  Cost:
- * see bench/catalog_filter.c (about 2 ns per image on this machine).  The read lock lets any number of search threads
- * build concurrently; a PATCH holds the write lock for a few stores only.
+ * see bench/catalog_filter.c (3-4 ns per image on the dev machine).  The
+ * read lock lets any number of search threads build concurrently; a PATCH
+ * holds the write lock for a few stores only (the lock prefers writers, so
+ * a stream of searches cannot starve it).
  */
 #include <ctype.h>
 #include <stdlib.h>
