@@ -313,7 +313,8 @@ static int sniff_jpeg(const uint8_t *d, size_t n, uint32_t *w, uint32_t *h)
 /* Open `rel` inside the images directory, refusing any path that resolves
  * outside it (.., absolute, or a symlink leading out).  openat2 with
  * RESOLVE_BENEATH lets the kernel enforce this without a race and costs one
- * syscall; on kernels before 5.6 we fall back to realpath() + prefix check.
+ * syscall; on kernels before 5.6 (and for absolute symlinks, which
+ * RESOLVE_BENEATH always refuses) we fall back to realpath() + prefix check.
  * Returns an fd, or -(reason) with `why` filled. */
 static int open_beneath(struct importer *im, const char *rel, char *why, size_t whyn)
 {
@@ -322,15 +323,15 @@ static int open_beneath(struct importer *im, const char *rel, char *why, size_t 
         long fd = syscall(SYS_openat2, im->images_fd, rel, &how, sizeof how);
         if (fd >= 0)
             return (int)fd;
-        if (errno == EXDEV) {
-            snprintf(why, whyn, "image %.80s resolves outside the images directory", rel);
-            return -LK_IMPORT_IMAGE_PATH;
-        }
-        if (errno != ENOSYS && errno != EPERM) {
+        if (errno == ENOSYS || errno == EPERM) {
+            im->no_openat2 = 1;
+        } else if (errno != EXDEV) {
             snprintf(why, whyn, "image %.80s: %s", rel, strerror(errno));
             return -LK_IMPORT_IMAGE_MISSING;
         }
-        im->no_openat2 = 1;
+        /* EXDEV: the path leaves the directory — or is an ABSOLUTE symlink,
+         * which RESOLVE_BENEATH refuses even when it points back inside.
+         * Let the realpath check below decide. */
     }
     char full[PATH_MAX + LK_IMAGE_PATH_MAX + 2], real[PATH_MAX];
     snprintf(full, sizeof full, "%s/%s", im->images_real, rel);

@@ -32,6 +32,12 @@ static void setup(void)
     cr_assert_eq(symlink(target, link), 0);
     free(link);
     free(target);
+    /* an absolute symlink that stays inside the images dir is fine */
+    link = tu_path(images, "inlink.png");
+    target = tu_path(images, "sub/d.png");
+    cr_assert_eq(symlink(target, link), 0);
+    free(link);
+    free(target);
     struct lk_err e = {0};
     cr_assert_eq(lk_catalog_open(data, NULL, &cat, &e), LK_OK, "%s", e.msg);
 }
@@ -83,7 +89,7 @@ Test(import, good_rows_with_attributes_and_images)
         "sku,title,category,price,currency,stock,regions,flags,image,margin_tier,colour,Brand\n"
         "SOFA-1,Beige sofa,Home/Furniture/Sofas,499.99,EUR,3,us|ca,,a.png|sub/d.png,2,beige,Acme\n"
         "MUG-1,Mug,home/kitchen,7,,0,,age_restricted|retired,c.jpg,,,\n"
-        "HAT-1,Hat,clothes/hats,12.5,usd,40,EU,restricted,b.png,0,red,\n";
+        "HAT-1,Hat,clothes/hats,12.5,usd,40,EU,restricted,b.png|inlink.png,0,red,\n";
     struct lk_import_report r;
     struct lk_err e = {0};
     cr_assert_eq(run_import("good.csv", csv, 0, &r, &e), LK_OK, "%s", e.msg);
@@ -91,7 +97,7 @@ Test(import, good_rows_with_attributes_and_images)
     cr_assert_eq(r.rows_imported, 3);
     cr_assert_eq(r.rows_skipped, 0, "%s", r.n_issues ? r.issues[0].msg : "");
     cr_assert_eq(r.products_imported, 3);
-    cr_assert_eq(r.images_imported, 4);
+    cr_assert_eq(r.images_imported, 5);
     cr_assert(r.committed);
     lk_import_report_free(&r);
     lk_import_report_free(NULL);
