@@ -144,10 +144,12 @@ static size_t stage_index(struct lk__metrics *m, const char *name)
             return (size_t)i;
         }
     if (n < LK__STAGES_MAX) {
-        /* Keep label values safe: [a-z0-9_] only. */
+        /* Keep label values safe: [a-z0-9_] only (uppercase folded). */
         size_t j = 0;
         for (; name[j] && j < LK__STAGE_NAME_MAX - 1; j++) {
             char c = name[j];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
             m->stage_name[n][j] = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') ? c : '_';
         }
         m->stage_name[n][j] = '\0';
