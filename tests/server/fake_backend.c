@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "test_images.h"
 
@@ -190,6 +191,13 @@ static int fake_search(void *ctx, const void *image, size_t len, const struct lk
         return lk_err_set(err, LK_ERR_CORRUPT, "corrupt JPEG data: bad Huffman code");
     if (jpeg && len < 32)
         return lk_err_set(err, LK_ERR_TRUNCATED, "JPEG ends before the first scan");
+    struct fake_backend *fb = ctx;
+    int delay;
+    pthread_mutex_lock(&fb->lock);
+    delay = fb->search_delay_ms;
+    pthread_mutex_unlock(&fb->lock);
+    if (delay)
+        usleep((useconds_t)delay * 1000);
     return run(ctx, jpeg ? "furniture/sofas" : "lighting/lamps", NULL, req, resp, err);
 }
 

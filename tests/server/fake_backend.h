@@ -49,6 +49,7 @@ struct fake_backend {
     struct lk_server_event last_event;
     bool not_ready;
     int searches;
+    int search_delay_ms;    /* simulate a slow pipeline (graceful-stop test) */
 };
 
 /* Fill with a small demo catalog (sofas, lamps, an out-of-stock sofa, a

@@ -529,3 +529,34 @@ Test(http, many_requests_then_healthy)
     cr_assert(settled, "in-flight gauge returns to just the metrics request itself");
     th_stop(&ts);
 }
+
+struct slow_client {
+    struct th_server *ts;
+    long status;
+};
+
+static void *slow_search(void *p)
+{
+    struct slow_client *c = p;
+    struct th_resp r;
+    th_req(c->ts, "POST", "/v1/search", JPEG_CT, lk_test_jpeg, sizeof lk_test_jpeg, &r);
+    c->status = r.status;
+    th_resp_free(&r);
+    return NULL;
+}
+
+Test(http, stop_lets_in_flight_requests_finish)
+{
+    struct th_server ts;
+    struct slow_client c = {&ts, 0};
+    pthread_t th;
+    th_start(&ts, NULL);
+    ts.fb.search_delay_ms = 500;
+    cr_assert_eq(pthread_create(&th, NULL, slow_search, &c), 0);
+    usleep(200000);     /* the search is now inside the backend */
+    lk_server_stop(ts.srv);
+    ts.srv = NULL;
+    pthread_join(th, NULL);
+    cr_assert_eq(c.status, 200, "the in-flight search completed during the graceful stop");
+    fake_backend_destroy(&ts.fb);
+}
