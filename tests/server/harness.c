@@ -42,9 +42,29 @@ static void capture_log(void *cls, const char *line)
     pthread_mutex_unlock(&log_lock);
 }
 
-const char *th_log_text(void)
+char *th_log_copy(void)
 {
-    return log_buf ? log_buf : "";
+    char *c;
+    pthread_mutex_lock(&log_lock);
+    c = strdup(log_buf ? log_buf : "");
+    pthread_mutex_unlock(&log_lock);
+    cr_assert_not_null(c);
+    return c;
+}
+
+bool th_log_wait(const char *needle, int timeout_ms)
+{
+    for (int waited = 0;; waited += 10) {
+        bool found;
+        pthread_mutex_lock(&log_lock);
+        found = log_buf && strstr(log_buf, needle);
+        pthread_mutex_unlock(&log_lock);
+        if (found)
+            return true;
+        if (waited >= timeout_ms)
+            return false;
+        usleep(10000);
+    }
 }
 
 void th_start(struct th_server *ts, void (*tweak)(struct lk_server_config *cfg))
@@ -255,4 +275,21 @@ long th_read_all(int fd, char *buf, size_t cap)
     }
     buf[got] = '\0';
     return (long)got;
+}
+
+char *th_metrics_until(struct th_server *ts, const char *const *needles, int timeout_ms)
+{
+    for (int waited = 0;; waited += 20) {
+        struct th_resp r;
+        bool all = true;
+        th_req(ts, "GET", "/metrics", NULL, NULL, 0, &r);
+        cr_assert_eq(r.status, 200);
+        for (size_t i = 0; needles[i]; i++)
+            if (!strstr(r.body, needles[i]))
+                all = false;
+        if (all || waited >= timeout_ms)
+            return r.body;     /* caller frees */
+        th_resp_free(&r);
+        usleep(20000);
+    }
 }

@@ -37,8 +37,11 @@ struct th_server {
     unsigned short port;
 };
 
-/* Log lines captured from the server (process-wide, test double). */
-const char *th_log_text(void);
+/* Log lines captured from the server (process-wide): a malloc'ed copy. */
+char *th_log_copy(void);
+/* Wait until the captured log contains `needle` (lines are written when a
+ * request completes, just after its response was sent). */
+bool th_log_wait(const char *needle, int timeout_ms);
 
 /* Start with test defaults (port 0, 2 threads, tokens TH_ADMIN/TH_READ,
  * rate limit off, 1 MiB body limit, log captured), then `tweak` (may be NULL). */
@@ -63,6 +66,11 @@ cJSON *th_json(const struct th_resp *r);
 /* error.param / error.code of an error body ("" if absent). */
 const char *th_err_param(const struct th_resp *r, char *buf, size_t cap);
 const char *th_err_code(const struct th_resp *r, char *buf, size_t cap);
+
+/* GET /metrics until every string of the NULL-terminated `needles` is in
+ * it or `timeout_ms` passed (requests are counted when they complete, just
+ * after their response was sent).  Returns the last body; free() it. */
+char *th_metrics_until(struct th_server *ts, const char *const *needles, int timeout_ms);
 
 /* Raw TCP connection to the server (blocking, with receive timeout in ms). */
 int th_connect(struct th_server *ts, int recv_timeout_ms);

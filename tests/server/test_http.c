@@ -112,9 +112,12 @@ Test(http, chunked_body_over_limit_is_cut_off)
     cr_assert_neq(r.status, 200);
     cr_assert_lt(r.uploaded, (double)big, "reading stopped early (uploaded %.0f)", r.uploaded);
     th_resp_free(&r);
-    th_req(&ts, "GET", "/metrics", NULL, NULL, 0, &r);
-    cr_assert_not_null(strstr(r.body, "lookalike_http_requests_total{route=\"search\",status=\"413\"} 1"), "%s", r.body);
-    th_resp_free(&r);
+    {
+        static const char *const want[] = {"lookalike_http_requests_total{route=\"search\",status=\"413\"} 1\n", NULL};
+        char *body = th_metrics_until(&ts, want, 2000);
+        cr_assert_not_null(strstr(body, want[0]), "%s", body);
+        free(body);
+    }
     expect_healthy(&ts);
     th_stop(&ts);
     free(body);
@@ -231,10 +234,14 @@ Test(http, rate_limit_429_with_retry_after)
     th_req(&ts, "POST", "/v1/search", admin, lk_test_jpeg, sizeof lk_test_jpeg, &r);
     cr_assert_eq(r.status, 200);
     th_resp_free(&r);
-    th_req(&ts, "GET", "/metrics", NULL, NULL, 0, &r);
-    cr_assert_not_null(strstr(r.body, "lookalike_rate_limited_total 1"), "%s", r.body);
-    cr_assert_not_null(strstr(r.body, "lookalike_http_requests_total{route=\"search\",status=\"429\"} 1"));
-    th_resp_free(&r);
+    {
+        static const char *const want[] = {"lookalike_rate_limited_total 1\n",
+                                           "lookalike_http_requests_total{route=\"search\",status=\"429\"} 1\n", NULL};
+        char *body = th_metrics_until(&ts, want, 2000);
+        cr_assert_not_null(strstr(body, want[0]), "%s", body);
+        cr_assert_not_null(strstr(body, want[1]), "%s", body);
+        free(body);
+    }
     th_stop(&ts);
 }
 
