@@ -75,6 +75,68 @@ Test(http, content_length_over_limit_is_413_before_the_body)
     th_stop(&ts);
 }
 
+Test(http, raw_body_just_over_the_limit_is_413_at_once)
+{
+    struct th_server ts;
+    char buf[4096];
+    char req[256];
+    int fd;
+    th_start(&ts, NULL);
+    /* 1 MiB + 1 byte: no multipart allowance for a raw image body. */
+    snprintf(req, sizeof req, "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                              "Content-Length: %u\r\n\r\n", (1u << 20) + 1);
+    fd = th_connect(&ts, 5000);
+    send_all(fd, req, strlen(req));
+    th_read_all(fd, buf, sizeof buf);
+    close(fd);
+    cr_assert(strncmp(buf, "HTTP/1.1 413", 12) == 0, "%s", buf);
+    th_stop(&ts);
+}
+
+static void small_budget(struct lk_server_config *cfg)
+{
+    cfg->max_buffered_bytes = 2u << 20;     /* two max-size uploads */
+}
+
+Test(http, body_budget_bounds_memory_across_connections)
+{
+    struct th_server ts;
+    char buf[4096];
+    const char req[] = "POST /v1/search HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                       "Content-Length: 1000000\r\n\r\n\xff\xd8\xff";
+    int a, b, c;
+    th_start(&ts, small_budget);
+    /* Two uploads in progress reserve ~1.9 MiB of the 2 MiB budget... */
+    a = th_connect(&ts, 3000);
+    send_all(a, req, sizeof req - 1);
+    b = th_connect(&ts, 3000);
+    send_all(b, req, sizeof req - 1);
+    {
+        static const char *const want[] = {"lookalike_http_buffered_bytes 2000000\n", NULL};
+        char *body = th_metrics_until(&ts, want, 2000);
+        cr_assert_not_null(strstr(body, want[0]), "%s", body);
+        free(body);
+    }
+    /* ...so a third is told to come back, instead of growing memory. */
+    c = th_connect(&ts, 3000);
+    send_all(c, req, sizeof req - 1);
+    th_read_all(c, buf, sizeof buf);
+    close(c);
+    cr_assert(strncmp(buf, "HTTP/1.1 503", 12) == 0, "%s", buf);
+    cr_assert_not_null(strstr(buf, "Retry-After: 1"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "server_busy"), "%s", buf);
+    close(a);
+    close(b);
+    {
+        static const char *const want[] = {"lookalike_http_buffered_bytes 0\n", NULL};
+        char *body = th_metrics_until(&ts, want, 3000);
+        cr_assert_not_null(strstr(body, want[0]), "budget released when the uploads go away: %s", body);
+        free(body);
+    }
+    expect_healthy(&ts);
+    th_stop(&ts);
+}
+
 Test(http, curl_upload_over_limit_is_refused_without_uploading)
 {
     struct th_server ts;

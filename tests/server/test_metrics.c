@@ -13,7 +13,7 @@ static char *render(struct lk__metrics *m, const char *extra)
 {
     char *out = NULL;
     size_t len = 0;
-    cr_assert_eq(lk__metrics_render(m, 3, NULL, extra, &out, &len), LK_OK);
+    cr_assert_eq(lk__metrics_render(m, 3, 4096, NULL, extra, &out, &len), LK_OK);
     cr_assert_eq(strlen(out), len);
     return out;
 }
@@ -40,6 +40,7 @@ Test(metrics, request_counters_and_histogram)
     cr_assert_not_null(strstr(t, "lookalike_http_request_duration_ms_count{route=\"search\"} 3\n"));
     cr_assert_not_null(strstr(t, "lookalike_http_request_bytes_total 2000\n"));
     cr_assert_not_null(strstr(t, "lookalike_http_requests_in_flight 3\n"));
+    cr_assert_not_null(strstr(t, "lookalike_http_buffered_bytes 4096\n"));
     cr_assert_not_null(strstr(t, "# TYPE lookalike_search_upload_to_result_ms histogram\n"));
     cr_assert_not_null(strstr(t, "lookalike_catalog_items 5\n"), "extra text appended with a newline");
     free(t);
