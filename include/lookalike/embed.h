@@ -113,6 +113,94 @@ int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, 
  * lk_cnn_forward() plus those of lk_image_resize(). */
 int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, float *out, struct lk_err *err);
 
+/* ==== Fused product embedding (src/embed/fuse.c) ====
+ *
+ * The index stores, per product photo,
+ *     e = [ sqrt(w) * c ; sqrt(1 - w) * h ]
+ * where h is the colour histogram embedding (lk_colour_embed(), unit L2
+ * norm, LK_COLOUR_DIM floats) and c is the post-processed CNN descriptor:
+ *     c = L2( P * ( L2(ssqrt(raw)) - mean ) )
+ * ssqrt(x) = sign(x)*sqrt(|x|) (the "signed square root" / power-law
+ * normalisation, Perronnin et al. 2010; Jegou & Chum 2012 for the
+ * ssqrt -> L2 -> centre -> PCA-whiten -> L2 pipeline), mean = the catalog
+ * mean, P = identity or a PCA-whitening projection to pca_dim dimensions
+ * learned from the catalog (eigenvectors of the covariance by LAPACK
+ * dsyevd, rows scaled by 1/sqrt(eigenvalue + eps)).
+ * Both parts have unit length, so e has unit length and the inner product of
+ * two embeddings is  w * cos(c1, c2) + (1 - w) * cos(h1, h2).
+ *
+ * Thread-safety: params are immutable after learn/load (except
+ * lk_embed_params_set_w(), which must not race with readers); lk_embed_fuse()
+ * may run concurrently on shared params.
+ */
+
+/* Weight of the CNN part.  Default chosen by bench/embed_quality (grocery
+ * same-product recall@1; see models/README.md). */
+#define LK_EMBED_W_DEFAULT 0.7f
+#define LK_EMBED_W_MIN 0.0f
+#define LK_EMBED_W_MAX 1.0f
+/* Upper bound for descriptor and PCA dimensions accepted (a 1280-d
+ * MobileNetV2 output is the largest we use; the bound keeps a corrupt params
+ * file from asking for gigabytes). */
+#define LK_EMBED_DIM_MAX 8192
+
+struct lk_embed_params;
+
+/* Parameters with no catalog statistics: mean 0, no PCA (c = L2(ssqrt(raw))).
+ * For describing single images before a catalog exists.  `dim` = raw CNN
+ * descriptor length (1..LK_EMBED_DIM_MAX), `w` in [0, 1].
+ * Errors: LK_ERR_INVALID_ARG, LK_ERR_NOMEM.  Free with lk_embed_params_free(). */
+int lk_embed_params_identity(size_t dim, float w, struct lk_embed_params **out, struct lk_err *err);
+
+/* Learn the mean (and, if pca_dim > 0, a PCA-whitening to pca_dim dims) from
+ * `n` raw CNN descriptors (`cnn_descs`, n x dim floats, row-major, as
+ * lk_cnn_forward() writes them).  pca_dim = 0 turns PCA off; otherwise
+ * 1 <= pca_dim <= dim and pca_dim < n.  Cost: O(n*dim^2) for the covariance
+ * plus O(dim^3) for the eigendecomposition (~0.1 s for dim 576).
+ * Errors: LK_ERR_EMPTY (n = 0), LK_ERR_INVALID_ARG (bad dim/pca_dim/w, NaN or
+ * Inf in the input), LK_ERR_INTERNAL (LAPACK failed to converge), LK_ERR_NOMEM. */
+int lk_embed_params_learn(const float *cnn_descs, size_t n, size_t dim, size_t pca_dim, float w,
+                          struct lk_embed_params **out, struct lk_err *err);
+
+/* NULL is a no-op. */
+void lk_embed_params_free(struct lk_embed_params *p);
+
+/* Save to `path` atomically (temp file, fsync, rename, fsync directory).
+ * Format (little-endian): "LKEMBED\0", u32 version (1), u32 cnn_dim,
+ * u32 out_dim, u32 colour_dim, u32 flags (bit 0: PCA), f32 w,
+ * f32 mean[cnn_dim], f32 proj[out_dim*cnn_dim] if PCA, u32 CRC-32 (IEEE
+ * 802.3) of all preceding bytes.  Errors: LK_ERR_INVALID_ARG, LK_ERR_IO. */
+int lk_embed_params_save(const struct lk_embed_params *p, const char *path, struct lk_err *err);
+
+/* Load params saved by lk_embed_params_save().  Errors: LK_ERR_IO (cannot
+ * open/read), LK_ERR_FORMAT (bad magic, unknown version, colour_dim differs
+ * from this build's LK_COLOUR_DIM), LK_ERR_TRUNCATED (file too short),
+ * LK_ERR_CORRUPT (sizes inconsistent, trailing bytes, non-finite values),
+ * LK_ERR_CHECKSUM, LK_ERR_NOMEM. */
+int lk_embed_params_load(const char *path, struct lk_embed_params **out, struct lk_err *err);
+
+/* Raw CNN descriptor length the params expect (lk_cnn_dim()). */
+size_t lk_embed_cnn_dim(const struct lk_embed_params *p);
+/* Length of the post-processed CNN part (pca_dim, or cnn_dim without PCA). */
+size_t lk_embed_cnn_out_dim(const struct lk_embed_params *p);
+/* Fused embedding length: lk_embed_cnn_out_dim() + LK_COLOUR_DIM. */
+size_t lk_embed_fused_dim(const struct lk_embed_params *p);
+/* CNN weight w. */
+float lk_embed_w(const struct lk_embed_params *p);
+/* Change w (0..1).  Errors: LK_ERR_INVALID_ARG. */
+int lk_embed_params_set_w(struct lk_embed_params *p, float w, struct lk_err *err);
+
+/* Post-process one raw CNN descriptor (lk_embed_cnn_dim() floats) into `out`
+ * (lk_embed_cnn_out_dim() floats, unit L2 norm, or all zeros if the centred
+ * descriptor is zero).  Errors: LK_ERR_INVALID_ARG (NULL, NaN/Inf). */
+int lk_embed_cnn_normalize(const struct lk_embed_params *p, const float *cnn_raw, float *out, struct lk_err *err);
+
+/* Fused embedding of one image into `out` (lk_embed_fused_dim() floats).
+ * `colour` is LK_COLOUR_DIM floats from lk_colour_embed() (re-normalised
+ * here, so any positive scale works).  Errors: LK_ERR_INVALID_ARG. */
+int lk_embed_fuse(const struct lk_embed_params *p, const float *cnn_raw, const float *colour, float *out,
+                  struct lk_err *err);
+
 #ifdef __cplusplus
 }
 #endif
