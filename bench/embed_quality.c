@@ -414,7 +414,7 @@ int main(int argc, char **argv)
             return 1;
         }
     printf("# embed_quality: leave-one-out retrieval by inner product\n");
-    bench_print_env("(quality only; speed in bench/embed)");
+    bench_print_env();
     static const struct { const char *name; bool product; } sets[] = {
         {"grocery", true}, {"clothing-photos", false}, {"fashion-small", false}};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)

@@ -12,7 +12,8 @@
  *    then matter little, and the cost is fixed (~20k pixels).
  *  - Background exclusion: the border's median colour is estimated
  *    (lk_image_background); when the border is uniform (>= 80 % of border
- *    pixels match it) pixels close to that colour are down-weighted to 0, so a
+ *    pixels match it) pixels within LK_QUALITY_BORDER_TOL (24 levels) of that
+ *    colour get weight 0, ramping to full weight at twice that distance, so a
  *    red sneaker on white is described as red, not "mostly white".  If that
  *    would remove nearly everything (white product on white), it is skipped.
  *  - Centre weighting: a Gaussian weight (sigma = 0.6 of the half-width and
@@ -33,13 +34,21 @@
  *    the histograms and L2 distance is the Hellinger distance: dominant bins
  *    no longer swamp the comparison.
  *
- * Layout (LK_COLOUR_DIM = 152 floats):
+ * Layout (LK_COLOUR_DIM = 149 floats):
  *   [0, 144)   chromatic: index = (h * 3 + s) * 3 + v with
  *              h in 0..15: hue bins 22.5 degrees wide, bin h centred on
  *                          (h + 0.5) * 22.5 degrees (0 = red, 120 = green, 240 = blue)
  *              s in 0..2:  HSV saturation bins centred on 1/6, 1/2, 5/6
  *              v in 0..2:  HSV value bins centred on 1/6, 1/2, 5/6
- *   [144, 152) grey: value (max channel) bins centred on (g + 0.5) / 8, g = 0..7
+ *   [144, 149) grey: value (max channel) bins centred on (g + 0.5) / 5, g = 0..4
+ *              (black, dark grey, grey, light grey, white)
+ *
+ * Why these sizes: 16 hues keep red/orange/pink and blue/violet apart;
+ * saturation and value get only 3 (chromatic) and 5 (grey) bins because
+ * exposure moves V directly: with 8 grey bins a 30 % darker white product
+ * kept only 0.34 similarity to itself, with 5 it keeps ~0.55 while white,
+ * mid-grey and black products stay distinguishable (measured on synthetic
+ * products; see tests/embed/test_histogram.c).
  *
  * Properties (tested in tests/embed/test_histogram.c): unit L2 norm,
  * invariant to horizontal/vertical flips, stable under +-20-30 % brightness,
@@ -62,9 +71,9 @@ extern "C" {
 #define LK_COLOUR_HUE_BINS   16
 #define LK_COLOUR_SAT_BINS   3
 #define LK_COLOUR_VAL_BINS   3
-#define LK_COLOUR_GREY_BINS  8
+#define LK_COLOUR_GREY_BINS  5
 #define LK_COLOUR_CHROMA_BINS (LK_COLOUR_HUE_BINS * LK_COLOUR_SAT_BINS * LK_COLOUR_VAL_BINS)
-#define LK_COLOUR_DIM        (LK_COLOUR_CHROMA_BINS + LK_COLOUR_GREY_BINS)   /* 152 */
+#define LK_COLOUR_DIM        (LK_COLOUR_CHROMA_BINS + LK_COLOUR_GREY_BINS)   /* 149 */
 
 /* Long side of the working copy, pixels. */
 #define LK_COLOUR_WORK_SIDE  160u

@@ -203,7 +203,7 @@ static const char *bin_name(int i)
         "cyan", "blue", "blue", "violet", "purple", "magenta", "pink", "red",
     };
     static const char *grey[LK_COLOUR_GREY_BINS] = {
-        "black", "black", "dark grey", "dark grey", "grey", "grey", "light grey", "white",
+        "black", "dark grey", "grey", "light grey", "white",
     };
     if (i >= LK_COLOUR_CHROMA_BINS)
         return grey[i - LK_COLOUR_CHROMA_BINS];

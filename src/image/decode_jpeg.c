@@ -9,11 +9,16 @@
  *    pixel buffer) lives in a struct jdec owned by lk__decode_jpeg(), one
  *    frame above the setjmp, so no modified local of the setjmp frame is
  *    read after a longjmp (C17 7.13.2.1p3).  Warnings ("corrupt JPEG data: N extraneous
- *    bytes") are counted and tolerated, as every viewer does.
+ *    bytes") are counted and tolerated, as every viewer does, except
+ *    "premature end of data segment" (JWRN_HIT_MARKER): the entropy-coded
+ *    data stopped before the image did, the rest would be grey, and that is
+ *    LK_ERR_TRUNCATED.
  *  - Truncation: our memory source manager fails at once when libjpeg asks
  *    for bytes past the end (instead of the stock fake-EOI-and-continue, which
- *    yields a grey half image); that is LK_ERR_TRUNCATED.  A file missing only
- *    its final EOI marker after all pixels were decoded is accepted.
+ *    yields a grey half image); that is LK_ERR_TRUNCATED.  This is strict on
+ *    purpose: a progressive file cut at a scan boundary is indistinguishable
+ *    from one missing only its EOI marker, and both are damaged files a
+ *    merchandiser should re-export.
  *  - Limits before allocation: width, height and pixel count are checked
  *    right after jpeg_read_header(); libjpeg's own working memory
  *    (progressive coefficient buffers) is capped via max_memory_to_use, and a
@@ -52,6 +57,7 @@ struct jerr {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
     int too_many_scans;
+    int data_short;     /* JWRN_HIT_MARKER: entropy data ended before the image did */
     char msg[JMSG_LENGTH_MAX];
 };
 
@@ -66,8 +72,11 @@ static void on_emit_message(j_common_ptr c, int level)
 {
     /* level < 0: a corrupt-data warning; count it (libjpeg's own policy).
      * Trace messages (level >= 0) are dropped: a library never prints. */
-    if (level < 0)
+    if (level < 0) {
         c->err->num_warnings++;
+        if (c->err->msg_code == JWRN_HIT_MARKER)
+            ((struct jerr *)c->err)->data_short = 1;
+    }
 }
 
 static void on_progress(j_common_ptr c)
@@ -204,7 +213,6 @@ struct jdec {
     struct jsrc src;
     struct jpeg_progress_mgr progress;
     int created;            /* jpeg_create_decompress done */
-    int pixels_done;        /* all scanlines read */
     int status;             /* non-LK_OK: a limit/format check failed (no longjmp) */
     uint8_t *px;            /* output RGB (ow*oh*3) */
     uint8_t *row4;          /* CMYK scanline buffer */
@@ -356,7 +364,6 @@ static void decode_inner(struct jdec *st, const uint8_t *data, size_t len,
             jpeg_read_scanlines(c, rows, n);
         }
     }
-    st->pixels_done = 1;
     jpeg_finish_decompress(c);
 }
 
@@ -367,10 +374,11 @@ static int run_guarded(struct jdec *st, const uint8_t *data, size_t len,
 {
     if (setjmp(st->jerr.jb) == 0) {
         decode_inner(st, data, len, lim, info, err);
+        if (st->status == LK_OK && st->jerr.data_short)
+            return lk_err_set(err, LK_ERR_TRUNCATED,
+                              "JPEG image data ends before the image does (missing rows are grey)");
         return st->status;
     }
-    if (st->pixels_done && st->src.hit_eof)
-        return LK_OK;   /* only the trailing EOI marker was missing */
     if (st->src.hit_eof)
         return lk_err_set(err, LK_ERR_TRUNCATED, "JPEG data ends early (%zu bytes): %s", len, st->jerr.msg);
     if (st->jerr.too_many_scans)

@@ -14,8 +14,8 @@
  *    bounds ancillary chunks (zTXt/iCCP decompression bombs) and
  *    png_set_chunk_cache_max() bounds the number of unknown chunks.
  *  - Truncation: our read callback fails when asked for bytes past the end
- *    (LK_ERR_TRUNCATED).  Once every row is decoded, a damaged or missing
- *    tail (IEND, trailing chunks) is tolerated: the pixels are complete.
+ *    (LK_ERR_TRUNCATED), also when only the IEND chunk is missing (strict,
+ *    like the JPEG decoder: the file is damaged and should be re-exported).
  *  - Every PNG becomes 8-bit RGB: palette and low-bit grey are expanded, tRNS
  *    becomes alpha, 16-bit samples are scaled with rounding
  *    (png_set_scale_16), grey is replicated, Adam7 passes are merged by
@@ -45,7 +45,6 @@ struct pdec {
     const uint8_t *data;
     size_t len, pos;
     int truncated;      /* read callback ran past the end */
-    int pixels_done;    /* all rows decoded */
     int status;         /* non-LK_OK: a check failed (no longjmp) */
     uint8_t *px;        /* w*h*channels, compacted to RGB at the end */
     png_bytep *rows;
@@ -145,7 +144,6 @@ static void decode_inner(struct pdec *st, const struct lk__limits *lim, struct l
     for (uint32_t y = 0; y < h; y++)
         st->rows[y] = st->px + (size_t)y * stride;
     png_read_image(png, st->rows);
-    st->pixels_done = 1;
     png_read_end(png, NULL);
 }
 
@@ -175,8 +173,6 @@ static int run_guarded(struct pdec *st, const struct lk__limits *lim, struct lk_
         decode_inner(st, lim, info, err);
         return st->status;
     }
-    if (st->pixels_done)
-        return LK_OK;   /* damaged tail after complete pixels */
     if (st->truncated)
         return lk_err_set(err, LK_ERR_TRUNCATED, "PNG data ends early (%zu bytes)", st->len);
     if (strstr(st->msg, "exceeds user limit") || strstr(st->msg, "too large"))
