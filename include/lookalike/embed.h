@@ -137,9 +137,24 @@ int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, flo
  * may run concurrently on shared params.
  */
 
-/* Weight of the CNN part.  Default chosen by bench/embed_quality (grocery
- * same-product recall@1; see models/README.md). */
-#define LK_EMBED_W_DEFAULT 0.7f
+/* Fusion weight w of the CNN part, chosen by bench/embed_quality (tables in
+ * models/README.md): the w with the best mean of (score / best score over w)
+ * across grocery recall@1, clothing-photos and fashion-small 1-NN category
+ * accuracy, among the w whose fused grocery recall@1 beats both parts by at
+ * least 0.005.  Colour alone wins same-product recall on grocery (0.948 vs
+ * CNN 0.909: same-product photos there are near-duplicates) but is near
+ * chance for categories (clothing 0.217 vs CNN 0.447), hence a middle w.
+ *   LK_EMBED_W_DEFAULT      without PCA (catalog-free or small catalogs):
+ *                           grocery R@1 0.960, clothing 0.407, fashion 0.651;
+ *   LK_EMBED_W_DEFAULT_PCA  with PCA-whitening to LK_EMBED_PCA_DEFAULT dims:
+ *                           grocery R@1 0.956, clothing 0.483, fashion 0.710. */
+#define LK_EMBED_W_DEFAULT 0.5f
+#define LK_EMBED_W_DEFAULT_PCA 0.8f
+/* Recommended PCA dimension when the catalog has more than this many photos
+ * (whitening is learned from the catalog; it needs n > pca_dim).  PCA-128
+ * beat no PCA on every set (CNN alone: grocery R@1 0.941 vs 0.909, clothing
+ * 0.494 vs 0.447, fashion 0.710 vs 0.684). */
+#define LK_EMBED_PCA_DEFAULT 128
 #define LK_EMBED_W_MIN 0.0f
 #define LK_EMBED_W_MAX 1.0f
 /* Upper bound for descriptor and PCA dimensions accepted (a 1280-d
