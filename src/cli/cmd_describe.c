@@ -193,7 +193,7 @@ int lk__cmd_describe(int argc, char **argv)
     const char *hint = "";
     int rc = lk_cnn_load(models, &cnn.model, &err);
     if (rc != LK_OK)
-        hint = " (run models/fetch or pass --models DIR)";
+        hint = "; pass --models DIR or set LOOKALIKE_MODELS";
     if (rc == LK_OK)
         rc = lk_cnn_workspace_new(cnn.model, &cnn.ws, &err);
     if (rc == LK_OK)
