@@ -104,7 +104,8 @@ void lk_cnn_workspace_free(struct lk_cnn_workspace *ws);
 /* Run the network on `input` (height*width*3 floats, HWC, preprocessed as
  * above, caller-owned, no slack needed) and write lk_cnn_dim() floats to
  * `out`.  Errors: LK_ERR_INVALID_ARG (NULL, or a non-finite input value),
- * LK_ERR_MODEL (XNNPACK runtime failure).  About 6-8 ms on one core (bench/embed). */
+ * LK_ERR_MODEL (XNNPACK runtime failure).  Cost: 221 M multiply-adds for the
+ * default layer, 13 ms of CPU time on one 2.45 GHz EPYC vCPU (bench/embed). */
 int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, struct lk_err *err);
 
 /* Describe an 8-bit RGB image: resize the whole image to the network input
