@@ -35,6 +35,95 @@
 
 #include "pindex.h"
 
+/* ==== In-degree bookkeeping (reachability) ====
+ * Pruning a neighbour list (Algorithm 4 applied to an overflowing node) can
+ * remove a node's last incoming level-0 link, leaving it unreachable — a
+ * known weakness of HNSW that hnswlib ignores.  Each node counts its level-0
+ * in-links in a saturating byte (a saturated counter only under-counts, so
+ * it can report a false zero, which merely adds a spare link, but never
+ * misses a true zero).  When a count drops to zero the node is re-attached
+ * by fix_orphan. */
+static void indeg_inc(char *n)
+{
+    uint8_t *p = lk__indeg(n), v = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v < 255 && !__atomic_compare_exchange_n(p, &v, (uint8_t)(v + 1), 1, __ATOMIC_RELAXED,
+                                                   __ATOMIC_RELAXED)) {
+    }
+}
+static uint8_t indeg_dec(char *n)
+{
+    uint8_t *p = lk__indeg(n), v = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (v > 0 && !__atomic_compare_exchange_n(p, &v, (uint8_t)(v - 1), 1, __ATOMIC_RELAXED,
+                                                 __ATOMIC_RELAXED)) {
+    }
+    return v ? (uint8_t)(v - 1) : 0;
+}
+
+/* Give orphan `x` an incoming level-0 link: append it to the first of its
+ * own neighbours (nearest first) that has room; if all are full, replace in
+ * its nearest neighbour's list the furthest link whose target keeps another
+ * in-link.  Locks one node at a time. */
+static void fix_orphan(struct lk_index *ix, const struct lk__ctab *t, uint32_t x)
+{
+    uint64_t ep = atomic_load_explicit(&ix->s.ep, memory_order_acquire);
+    if (ep != LK__EP_NONE && (uint32_t)ep == x)
+        return;
+    char *xn = lk__node_t(ix, t, x);
+    uint32_t cnt = lk__load_count(lk__count0(xn));
+    if (cnt > ix->max_m0)
+        cnt = ix->max_m0;
+    uint32_t nbrs[2 * LK_HNSW_M_MAX];
+    for (uint32_t i = 0; i < cnt; i++)
+        nbrs[i] = lk__load_link(lk__links0(xn) + i);
+    for (int pass = 0; pass < 2; pass++) {
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint32_t y = nbrs[i];
+            if (y == x)
+                continue;
+            char *yn = lk__node_t(ix, t, y);
+            if (lk__load_flags(yn) & LK__NODE_PENDING)
+                continue; /* its list is about to be rewritten */
+            lk__node_lock(yn);
+            uint32_t yc = *lk__count0(yn), *yl = lk__links0(yn);
+            int present = 0;
+            for (uint32_t j = 0; j < yc; j++)
+                present |= yl[j] == x;
+            if (present) {
+                lk__node_unlock(yn);
+                return;
+            }
+            if (pass == 0 && yc < ix->max_m0) {
+                __atomic_store_n(yl + yc, x, __ATOMIC_RELAXED);
+                __atomic_store_n(lk__count0(yn), yc + 1, __ATOMIC_RELEASE);
+                indeg_inc(xn);
+                lk__node_unlock(yn);
+                return;
+            }
+            if (pass == 1 && yc) {
+                const float *yv = lk__raw_t(ix, t, y);
+                uint32_t best = UINT32_MAX;
+                float bd = -1.0f;
+                for (uint32_t j = 0; j < yc; j++) {
+                    char *zn = lk__node_t(ix, t, yl[j]);
+                    if (*lk__indeg(zn) < 2)
+                        continue;
+                    float d = lk__to_distance(ix, ix->dist_f32(yv, lk__raw_t(ix, t, yl[j]), ix->p.dim));
+                    if (d > bd)
+                        bd = d, best = j;
+                }
+                if (best != UINT32_MAX) {
+                    indeg_dec(lk__node_t(ix, t, yl[best]));
+                    __atomic_store_n(yl + best, x, __ATOMIC_RELAXED);
+                    indeg_inc(xn);
+                    lk__node_unlock(yn);
+                    return;
+                }
+            }
+            lk__node_unlock(yn);
+        }
+    }
+}
+
 /* ==== Algorithm 4: SELECT-NEIGHBORS-HEURISTIC ====
  * cand[0..n) sorted ascending by distance to the base element; keeps at
  * most `maxn` of them in place at the front and returns how many. */
@@ -87,6 +176,8 @@ static void add_reverse(struct lk_index *ix, const struct lk__ctab *t, struct lk
         }
     }
     if (cnt < cap) {
+        if (lc == 0)
+            indeg_inc(lk__node_t(ix, t, q));
         __atomic_store_n(links + cnt, q, __ATOMIC_RELAXED);
         __atomic_store_n(cntp, cnt + 1, __ATOMIC_RELEASE);
         lk__node_unlock(en);
@@ -103,8 +194,29 @@ static void add_reverse(struct lk_index *ix, const struct lk__ctab *t, struct lk
     sel[cnt].d = dq;
     lk__cand_sort(sel, cnt + 1);
     size_t r = select_heuristic(ix, t, sel, cnt + 1, cap);
+    uint32_t old[2 * LK_HNSW_M_MAX];
+    memcpy(old, links, cnt * sizeof *old);
+    int kept_q = 0;
+    for (size_t i = 0; i < r; i++)
+        kept_q |= sel[i].id == q;
+    if (lc == 0 && kept_q)
+        indeg_inc(lk__node_t(ix, t, q)); /* before the link is visible, see insert */
     write_links(cntp, links, sel, r);
     lk__node_unlock(en);
+    if (lc)
+        return;
+    /* in-degree bookkeeping: dropped links lose one */
+    uint32_t orphans[2 * LK_HNSW_M_MAX];
+    size_t no = 0;
+    for (uint32_t i = 0; i < cnt; i++) {
+        int kept = 0;
+        for (size_t j = 0; j < r; j++)
+            kept |= sel[j].id == old[i];
+        if (!kept && indeg_dec(lk__node_t(ix, t, old[i])) == 0)
+            orphans[no++] = old[i];
+    }
+    for (size_t i = 0; i < no; i++)
+        fix_orphan(ix, t, orphans[i]);
 }
 
 /* ==== Algorithm 1: INSERT ==== */
@@ -185,9 +297,39 @@ int lk__insert_link(struct lk_index *ix, struct lk__sctx *c, uint32_t id)
         /* line 11: add bidirectional connections */
         uint32_t *cntp;
         uint32_t *links = lk__links_t(ix, t, id, (unsigned)lc, &cntp);
+        /* count in-links before they become visible (a concurrent prune may
+         * drop them right after; its decrement must not come first) */
+        if (lc == 0)
+            for (size_t i = 0; i < r; i++)
+                indeg_inc(lk__node_t(ix, t, nb[i].id));
+        /* Other writers may already have added reverse links to this node
+         * at this level (it became reachable from a higher level); keep
+         * them after our selection while there is room, so no in-link they
+         * counted is silently overwritten. */
+        uint32_t cap = lc ? ix->max_m : ix->max_m0, lost[2 * LK_HNSW_M_MAX];
+        size_t nlost = 0, r2 = r;
         lk__node_lock(node);
-        write_links(cntp, links, nb, r);
+        uint32_t had = *cntp;
+        for (uint32_t i = 0; i < had; i++) {
+            uint32_t o = links[i];
+            int dup = 0;
+            for (size_t j = 0; j < r2; j++)
+                dup |= nb[j].id == o;
+            if (dup) {
+                if (lc == 0)
+                    lost[nlost++] = o; /* counted twice above */
+                continue;
+            }
+            if (r2 < cap)
+                nb[r2++].id = o;
+            else if (lc == 0)
+                lost[nlost++] = o;
+        }
+        write_links(cntp, links, nb, r2);
         lk__node_unlock(node);
+        for (size_t i = 0; i < nlost; i++)
+            if (indeg_dec(lk__node_t(ix, t, lost[i])) == 0)
+                fix_orphan(ix, t, lost[i]);
         /* copy the selection out of c->sel: add_reverse reuses c->sel */
         struct lk__cand picked[LK_HNSW_M_MAX];
         memcpy(picked, nb, r * sizeof *picked);
@@ -204,7 +346,12 @@ int lk__insert_link(struct lk_index *ix, struct lk__sctx *c, uint32_t id)
     if (locked) {
         atomic_store_explicit(&s->ep, ((uint64_t)level << 32) | id, memory_order_release);
         pthread_mutex_unlock(&ix->ep_mu);
+        /* the old entry point was exempt from orphan repair; no longer */
+        if (__atomic_load_n(lk__indeg(lk__node_t(ix, t, epid)), __ATOMIC_RELAXED) == 0)
+            fix_orphan(ix, t, epid);
     }
+    if (__atomic_load_n(lk__indeg(node), __ATOMIC_RELAXED) == 0)
+        fix_orphan(ix, t, id);
     return LK_OK;
 }
 
@@ -235,6 +382,8 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
         char *n = lk__node_t(ix, t, slot);
         lk__node_lock(n);
         __atomic_store_n(lk__flags(n), LK__NODE_DELETED | LK__NODE_PENDING, __ATOMIC_RELEASE);
+        uint32_t oc = *lk__count0(n), old[2 * LK_HNSW_M_MAX];
+        memcpy(old, lk__links0(n), oc * sizeof *old);
         __atomic_store_n(lk__count0(n), 0, __ATOMIC_RELEASE);
         for (unsigned l = 1; l <= *lk__level(n); l++)
             __atomic_store_n(lk__upper_t(ix, t, slot, l), 0, __ATOMIC_RELEASE);
@@ -243,6 +392,9 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
             memcpy((float *)lk__raw_t(ix, t, slot), v, sizeof(float) * ix->p.dim);
         *lk__extid(ix, n) = id;
         lk__node_unlock(n);
+        for (uint32_t i = 0; i < oc; i++)
+            if (indeg_dec(lk__node_t(ix, t, old[i])) == 0)
+                fix_orphan(ix, t, old[i]);
         atomic_fetch_sub(&s->n_deleted, 1);
         *slot_out = slot;
         return LK_OK;

@@ -9,7 +9,7 @@
  *            4      uint8  level           top level of this node
  *            5      uint8  flags           LK__NODE_* (atomic)
  *            6      uint8  lock            writer spinlock for this node's links
- *            7      uint8  pad
+ *            7      uint8  indeg           level-0 in-degree, saturating at 255 (atomic)
  *            8      uint32 links0[2M]      level-0 neighbours (atomic elements)
  *            8+8M   uint64 external id
  *            16+8M  vector                 F32 / F16 / I8 encoding, vec_bytes
@@ -164,6 +164,7 @@ static inline uint32_t *lk__count0(char *n) { return (uint32_t *)n; }
 static inline uint8_t *lk__level(char *n) { return (uint8_t *)n + 4; }
 static inline uint8_t *lk__flags(char *n) { return (uint8_t *)n + 5; }
 static inline uint8_t *lk__lockb(char *n) { return (uint8_t *)n + 6; }
+static inline uint8_t *lk__indeg(char *n) { return (uint8_t *)n + 7; }
 static inline uint32_t *lk__links0(char *n) { return (uint32_t *)(n + 8); }
 static inline uint64_t *lk__extid(const struct lk_index *ix, char *n) { return (uint64_t *)(n + ix->off_ext); }
 static inline void *lk__vec(const struct lk_index *ix, char *n) { return n + ix->off_vec; }
