@@ -147,7 +147,7 @@ void lk__store_release(struct lk_index *ix)
                 }
                 free(t->upper[c]);
             }
-            if (c >= s->mapped_chunks) {
+            if (c >= s->mapped_chunks) { /* mapped chunks go with munmap below */
                 free(t->node[c]);
                 if (t->raw)
                     free(t->raw[c]);
