@@ -350,6 +350,8 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
     size_t got = fsize < LK__HDR_BYTES ? (size_t)fsize : LK__HDR_BYTES;
     if (read_at(fd, hb, got, 0))
         return load_fail(NULL, fd, io_err(err, "cannot read", path));
+    if (got == 0)
+        return load_fail(NULL, fd, lk_err_set(err, LK_ERR_EMPTY, "%s: empty file", path));
     if (got < 8 || memcmp(hb, MAGIC, got < 8 ? got : 8) != 0)
         return load_fail(NULL, fd,
                          got < 8 && memcmp(hb, MAGIC, got) == 0
@@ -405,6 +407,24 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
         if (end > fsize)
             return load_fail(ix, fd, lk_err_set(err, LK_ERR_TRUNCATED, "%s: truncated (section %d ends at %llu, file has %llu bytes)",
                                                 path, s, (unsigned long long)end, (unsigned long long)fsize));
+    }
+    /* the alignment padding between sections is not checksummed: it must
+     * be zero, so that no byte of the file goes unchecked */
+    {
+        uint64_t gap_from = LK__HDR_BYTES;
+        unsigned char gap[LK__ALIGN];
+        for (int sct = 0; sct < SEC_N; sct++) {
+            uint64_t glen = h.off[sct] - gap_from;
+            if (glen >= LK__ALIGN)
+                return load_fail(ix, fd, lk_err_set(err, LK_ERR_CORRUPT, "%s: section %d misplaced", path, sct));
+            if (glen && read_at(fd, gap, (size_t)glen, gap_from))
+                return load_fail(ix, fd, io_err(err, "cannot read", path));
+            for (uint64_t i = 0; i < glen; i++)
+                if (gap[i])
+                    return load_fail(ix, fd, lk_err_set(err, LK_ERR_CORRUPT, "%s: non-zero padding at byte %llu",
+                                                        path, (unsigned long long)(gap_from + i)));
+            gap_from = h.off[sct] + h.len[sct];
+        }
     }
     if (end != fsize)
         return load_fail(ix, fd, lk_err_set(err, LK_ERR_CORRUPT, "%s: %llu trailing bytes", path,

@@ -382,6 +382,7 @@ struct lk__filter {
 
 /* crc32c.c */
 uint32_t lk__crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t lk__crc32c_sw(uint32_t crc, const void *buf, size_t len); /* table path, for tests */
 
 /* distance.c */
 void lk__encode(const struct lk_index *ix, const float *v, void *out);
