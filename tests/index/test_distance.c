@@ -41,7 +41,7 @@ static int compare_kernels(enum lk_simd simd)
         /* +1 element of slack so an off-by-one read would hit ASan redzones
          * only if it goes past the last element */
         float *a = malloc(dim * sizeof *a), *b = malloc(dim * sizeof *b);
-        void *enc = malloc(enc_bytes(LK_STORAGE_F32, dim));
+        void *enc = malloc(enc_bytes(LK_STORAGE_F32, dim) + enc_bytes(LK_STORAGE_I8, dim)); /* >= every encoding */
         for (int rep = 0; rep < 5; rep++) {
             for (size_t i = 0; i < dim; i++) {
                 a[i] = lkt_gauss(&s);
