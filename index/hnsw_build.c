@@ -147,7 +147,7 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
                 continue;
             char *nd = lk__node(ix, slots[i]);
             if (lk__load_flags(nd) & LK__NODE_PENDING) {
-                __atomic_store_n(lk__flags(nd), LK__NODE_DELETED, __ATOMIC_RELEASE);
+                lk__set_flags(lk__tab(ix), nd, slots[i], LK__NODE_DELETED);
                 atomic_fetch_add(&ix->s.n_deleted, 1);
             }
         }

@@ -445,11 +445,12 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
             t->cap = cap;
             t->node = calloc(cap, sizeof *t->node);
             t->upper = calloc(cap, sizeof *t->upper);
+            t->flg = calloc(cap, sizeof *t->flg);
             t->raw = ix->compressed ? calloc(cap, sizeof *t->raw) : NULL;
         }
-        if (!t || !t->node || !t->upper || (ix->compressed && !t->raw)) {
+        if (!t || !t->node || !t->upper || !t->flg || (ix->compressed && !t->raw)) {
             if (t)
-                free(t->node), free(t->upper), free(t->raw), free(t);
+                free(t->node), free(t->upper), free(t->flg), free(t->raw), free(t);
             return load_fail(ix, fd, lk_err_set(err, LK_ERR_NOMEM, "lk_index_load: out of memory"));
         }
         atomic_store(&s->tab, t);
@@ -469,9 +470,10 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
         for (uint32_t c = 0; c < nch; c++) {
             t->node[c] = (char *)s->map_base + (size_t)c * chunk_bytes;
             t->upper[c] = calloc(LK__CHUNK_SLOTS, sizeof(uint32_t *));
+            t->flg[c] = calloc(LK__CHUNK_SLOTS, 1);
             s->n_chunks = c + 1;
             s->mapped_chunks = c + 1;
-            if (!t->upper[c])
+            if (!t->upper[c] || !t->flg[c])
                 return load_fail(ix, fd, lk_err_set(err, LK_ERR_NOMEM, "lk_index_load: out of memory"));
         }
     } else if (ns) {
@@ -592,6 +594,7 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
                     }
             }
         }
+        t->flg[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK] = fl;
         if (!(fl & LK__NODE_DELETED))
             live++;
     }
