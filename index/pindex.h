@@ -122,6 +122,12 @@ struct lk__store {
     void *raw_map_base;
     size_t raw_map_len;
     uint32_t mapped_chunks;    /* chunks [0, mapped_chunks) point into the mapping */
+    struct lk__region *regions; /* anonymous reservations node chunks are carved from */
+    size_t n_regions;
+};
+struct lk__region {
+    char *base;
+    size_t len, used;
 };
 #define LK__EP_NONE UINT64_MAX
 
