@@ -22,10 +22,9 @@
  * expanded like any other (so the graph stays navigable) but never enter the
  * result set W; the stop test of Algorithm 2 uses the furthest ALLOWED
  * result, so the search runs until ef allowed items are found.  When the
- * allowed set is known to be small (bitmap count or caller estimate below
- * LK_FILTER_EXACT_SELECTIVITY of the live count, or below
- * LK_FILTER_EXACT_MIN_COUNT_PER_K * k) an exact scan of the allowed items is
- * both cheaper and exact, so we do that instead.  If a graph search ends
+ * allowed set is known to be small (bitmap count or caller estimate; see
+ * the cost model at LK_FILTER_EXACT_COST_RATIO in index.h) an exact scan of
+ * the allowed items is both cheaper and exact, so we do that instead.  If a graph search ends
  * with fewer than k allowed hits, an exact scan completes it: a query for k
  * gets k results whenever k live allowed items exist.
  */
@@ -312,7 +311,8 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
                 allowed = opts->allowed_estimate;
         }
         if (known && (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
-                      (double)allowed < LK_FILTER_EXACT_SELECTIVITY * (double)live))
+                      (double)allowed < LK_FILTER_EXACT_SELECTIVITY * (double)live ||
+                      (double)allowed * (double)allowed < LK_FILTER_EXACT_COST_RATIO * (double)ef * (double)live))
             exact = 1;
     }
 

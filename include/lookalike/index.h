@@ -53,9 +53,11 @@
  * Memory per vector (bytes, with M links): node block =
  *   16 (header) + 8*M (level-0 links, 2M x uint32) + 8 (external id) +
  *   vector (4*dim for F32, 2*dim for F16, 4 + dim for I8),
- * rounded up to a multiple of 16; plus 4*dim for the exact float32 copy used
- * for re-ranking when storage is F16 or I8; plus about 32 for the
- * external-id hash table; plus on average (M*4 + 4)/ln(M) for upper levels.
+ * rounded up to a multiple of 8; plus 9 (upper-level pointer, dense flag
+ * byte); plus 4*dim for the exact float32 copy used for re-ranking when
+ * storage is F16 or I8; plus 24-48 for the external-id hash table; plus on
+ * average (M*4 + 4)/ln(M) for upper levels.  Example, dim 128, M 16, F32:
+ * 656 + 9 + ~36 + ~24 = ~725 bytes per vector.
  */
 #ifndef LOOKALIKE_INDEX_H
 #define LOOKALIKE_INDEX_H
@@ -267,13 +269,19 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
 #define LK_SEARCH_FORCE_GRAPH    0x8u /* never switch a filtered search to exact scan */
 
 /* Filtered search switches to an exact scan of the allowed items when the
- * allowed count is known (bitmap, or allowed_estimate) and either
- *   allowed <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k, or
- *   allowed / count < LK_FILTER_EXACT_SELECTIVITY.
- * Values chosen by measurement (docs/params.md): an exact scan of the
- * allowed set beats filtered graph traversal below about 2 % selectivity. */
-#define LK_FILTER_EXACT_SELECTIVITY 0.02
+ * allowed count A is known (bitmap, or allowed_estimate) and any of
+ *   A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k,
+ *   A / count < LK_FILTER_EXACT_SELECTIVITY,
+ *   A * A < LK_FILTER_EXACT_COST_RATIO * ef * count   (cost model)
+ * holds.  The cost model: an exact scan costs ~A distance computations; a
+ * filtered traversal must find ef allowed items among ~ef * count / A
+ * visited nodes.  Measured on 50k x 128 (docs/params.md): exact 33 ns per
+ * allowed item, traversal ~0.47 us * ef / selectivity, so the scan wins
+ * while A^2 < 14 * ef * count: below ~14 % selectivity at 50k items, ~3 %
+ * at 1M (ef 64). */
+#define LK_FILTER_EXACT_SELECTIVITY 0.002
 #define LK_FILTER_EXACT_MIN_COUNT_PER_K 16u
+#define LK_FILTER_EXACT_COST_RATIO 14.0
 
 /* Per-search options.  A zero-initialised struct (or opts == NULL) means:
  * index default ef_search, no filter, no threshold. */
