@@ -221,6 +221,14 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
                 }
             }
         }
+        /* The next candidate to expand is cand[0]: fetch its link list
+         * (the first lines of its node block) while the heap work and the
+         * loop test run. */
+        if (nc) {
+            const char *nx = LK__VEC(cand[0].id) - voff;
+            __builtin_prefetch(nx, 0, 3);
+            __builtin_prefetch(nx + 64, 0, 3);
+        }
     }
 #undef LK__VEC
     return nr;
