@@ -250,12 +250,17 @@ static size_t search_layer_filtered(const struct lk_index *ix, const struct lk__
 
 /* ==== lk_index_search ==== */
 
-static void to_hit(const struct lk_index *ix, const struct lk__ctab *t, struct lk__cand x,
-                   struct lk_hit *h)
+/* Returns 0 if the slot was deleted (or is being reused) since it entered
+ * the result set: the id read may then belong to the new occupant, so the
+ * hit is dropped rather than reported with a stale distance. */
+static int to_hit(const struct lk_index *ix, const struct lk__ctab *t, struct lk__cand x, struct lk_hit *h)
 {
-    h->id = *lk__extid(ix, lk__node_t(ix, t, x.id));
+    h->id = __atomic_load_n(lk__extid(ix, lk__node_t(ix, t, x.id)), __ATOMIC_ACQUIRE);
+    if (lk__dflags(t, x.id) & (LK__NODE_DELETED | LK__NODE_PENDING))
+        return 0;
     h->distance = x.d;
     h->similarity = ix->is_ip ? 1.0f - x.d : 1.0f - x.d * 0.5f;
+    return 1;
 }
 
 int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
@@ -353,7 +358,8 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
         struct lk_hit h;
-        to_hit(ix, t, res[i], &h);
+        if (!to_hit(ix, t, res[i], &h))
+            continue;
         if ((opts->flags & LK_SEARCH_MIN_SIMILARITY) && !(h.similarity >= opts->min_similarity))
             continue;
         if ((opts->flags & LK_SEARCH_MAX_DISTANCE) && !(h.distance <= opts->max_distance))

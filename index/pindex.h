@@ -112,8 +112,9 @@ struct lk__store {
     _Atomic uint64_t ep;       /* entry point: (level << 32) | slot; LK__EP_NONE if empty */
     _Atomic size_t n_live;
     _Atomic size_t n_deleted;
-    uint32_t *free_slots;      /* tombstoned slots available for reuse */
-    size_t n_free, free_cap;
+    uint32_t *free_slots;      /* tombstoned slots available for reuse: a FIFO queue,
+                                  entries [free_head, n_free) */
+    size_t n_free, free_cap, free_head;
     struct lk__map map;
     uint64_t seq;              /* insertions so far (level RNG stream position) */
     /* file mapping (LK_LOAD_MMAP) */
