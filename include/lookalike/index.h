@@ -44,7 +44,14 @@
  *     after the change (it may or may not return a node being added/removed
  *     at that instant); it never crashes or reads freed memory, because node
  *     storage grows in pointer-stable chunks and is never moved or freed
- *     before lk_index_free.
+ *     before lk_index_free.  Scheme: writers lock one node at a time (a
+ *     spinlock byte) to rewrite its links; readers take no lock and read
+ *     link counts with acquire and ids with relaxed atomics; the entry
+ *     point and slot count are published with release.  When a deleted slot
+ *     is reused while a search is traversing it, that search may compute
+ *     one distance on half-rewritten vector data (it only affects routing:
+ *     a slot deleted or reused during the search is never reported).  Slots
+ *     are reused oldest-first, which makes this rare.
  *   - lk_index_compact rebuilds the graph in place and needs EXCLUSIVE access
  *     (no concurrent calls of any kind).  lk_index_rebuild produces a new
  *     compacted index from a live one and is safe concurrently with searches.
