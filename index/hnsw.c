@@ -588,25 +588,21 @@ int lk_index_stats(const struct lk_index *cix, struct lk_index_stats *o)
     o->node_bytes = ix->node_size;
     o->mapped = ix->s.map_base != NULL;
     o->needs_compaction = o->slots && (double)o->deleted / (double)o->slots > ix->p.compact_fraction;
-    /* memory: chunks + raw + upper blocks + map + chunk tables */
-    pthread_mutex_lock(&ix->write_mu);
+    /* memory: chunks + raw + upper blocks + map + chunk tables.  No lock:
+     * a monitoring thread must not wait for a long batch build, so the
+     * writer-owned sizes are read with relaxed atomic loads (approximate
+     * while a writer runs). */
     size_t mem = sizeof *ix;
-    size_t nch = ix->s.n_chunks;
+    size_t nch = __atomic_load_n(&ix->s.n_chunks, __ATOMIC_RELAXED);
     mem += nch * (size_t)LK__CHUNK_SLOTS * (ix->node_size + sizeof(void *) + 1);
     if (ix->compressed)
         mem += nch * (size_t)LK__CHUNK_SLOTS * ix->p.dim * sizeof(float);
     struct lk__ctab *t = atomic_load(&ix->s.tab);
-    if (t) {
-        mem += t->cap * 3 * sizeof(void *);
-        for (uint32_t id = 0; id < o->slots; id++) {
-            uint32_t lvl = *lk__level(lk__node_t(ix, t, id));
-            if (lvl)
-                mem += (size_t)lvl * (ix->max_m + 1) * sizeof(uint32_t);
-        }
-    }
-    mem += ix->s.map.cap * (sizeof(uint64_t) + sizeof(uint32_t));
-    mem += ix->s.free_cap * sizeof(uint32_t);
-    pthread_mutex_unlock(&ix->write_mu);
+    if (t)
+        mem += t->cap * 4 * sizeof(void *);
+    mem += atomic_load_explicit(&ix->s.upper_bytes, memory_order_relaxed);
+    mem += __atomic_load_n(&ix->s.map.cap, __ATOMIC_RELAXED) * (sizeof(uint64_t) + sizeof(uint32_t));
+    mem += __atomic_load_n(&ix->s.free_cap, __ATOMIC_RELAXED) * sizeof(uint32_t);
     o->memory_bytes = mem;
     return LK_OK;
 }

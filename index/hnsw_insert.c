@@ -427,6 +427,8 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
         up = calloc((size_t)level * (ix->max_m + 1), sizeof *up);
         if (!up)
             return lk_err_set(err, LK_ERR_NOMEM, "index: out of memory");
+        atomic_fetch_add_explicit(&s->upper_bytes, (size_t)level * (ix->max_m + 1) * sizeof *up,
+                                  memory_order_relaxed);
     }
     __atomic_store_n(&t->upper[ns >> LK__CHUNK_SHIFT][ns & LK__CHUNK_MASK], up, __ATOMIC_RELEASE);
     atomic_store_explicit(&s->n_slots, ns + 1, memory_order_release);

@@ -123,6 +123,7 @@ struct lk__store {
     void *raw_map_base;
     size_t raw_map_len;
     uint32_t mapped_chunks;    /* chunks [0, mapped_chunks) point into the mapping */
+    _Atomic size_t upper_bytes; /* bytes of upper-level link blocks (for stats) */
     struct lk__region *regions; /* anonymous reservations node chunks are carved from */
     size_t n_regions;
 };
