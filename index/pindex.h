@@ -41,6 +41,7 @@
 #define LOOKALIKE_PINDEX_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -235,12 +236,22 @@ static inline const float *lk__raw_t(const struct lk_index *ix, const struct lk_
     return t->raw[id >> LK__CHUNK_SHIFT] + (size_t)(id & LK__CHUNK_MASK) * ix->p.dim;
 }
 
+/* Per-node writer lock: one byte in the node block, so a million nodes
+ * cost a megabyte of locks, not hnswlib's 40 MB of std::mutex.  Critical
+ * sections are a few hundred ns, so spin briefly; but yield after that: on
+ * an oversubscribed machine the holder may have been preempted, and
+ * spinning for its whole time slice doubled build time in a measurement. */
 static inline void lk__node_lock(char *n)
 {
     uint8_t *l = lk__lockb(n);
+    unsigned spins = 0;
     while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(l, __ATOMIC_RELAXED))
-            __builtin_ia32_pause();
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            if (++spins < 64)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
     }
 }
 static inline void lk__node_unlock(char *n)

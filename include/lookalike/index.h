@@ -282,13 +282,13 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
  *   A * A < LK_FILTER_EXACT_COST_RATIO * ef * count   (cost model)
  * holds.  The cost model: an exact scan costs ~A distance computations; a
  * filtered traversal must find ef allowed items among ~ef * count / A
- * visited nodes.  Measured on 50k x 128 (docs/params.md): exact 33 ns per
- * allowed item, traversal ~0.47 us * ef / selectivity, so the scan wins
- * while A^2 < 14 * ef * count: below ~14 % selectivity at 50k items, ~3 %
- * at 1M (ef 64). */
+ * visited nodes.  Measured (docs/params.md): the crossover constant was
+ * ~14 on a 50k x 128 synthetic set and ~8-9 on Fashion-MNIST 60k x 784;
+ * 8 is used, so the scan is chosen while A^2 < 8 * ef * count: below ~10 %
+ * selectivity at 50k items, ~2.3 % at 1M (ef 64). */
 #define LK_FILTER_EXACT_SELECTIVITY 0.002
 #define LK_FILTER_EXACT_MIN_COUNT_PER_K 16u
-#define LK_FILTER_EXACT_COST_RATIO 14.0
+#define LK_FILTER_EXACT_COST_RATIO 8.0
 
 /* Per-search options.  A zero-initialised struct (or opts == NULL) means:
  * index default ef_search, no filter, no threshold. */
