@@ -331,8 +331,9 @@ int lk_index_search(const struct lk_index *idx, const float *query, size_t k,
  * bounds, every node's links at level l point to nodes with level >= l, the
  * entry point has the top level, the id map and the nodes agree, and every
  * live node is reachable from the entry point on level 0.
- * Errors: LK_ERR_CORRUPT with the first problem found.  Concurrent-safe,
- * but a check running during writes may report a transient problem. */
+ * Cost: O(slots * M).  Holds the writer mutex (writers wait; searches
+ * continue), so it sees a consistent graph.
+ * Errors: LK_ERR_CORRUPT with the first problem found, LK_ERR_NOMEM. */
 int lk_index_check(const struct lk_index *idx, struct lk_err *err);
 
 /* ==== Persistence (format: docs/index-format.md) ======================== */
