@@ -250,6 +250,18 @@ static size_t search_layer_filtered(const struct lk_index *ix, const struct lk__
 
 /* ==== lk_index_search ==== */
 
+/* c(dim) of the filtered-search cost model (index.h): 16 at dim <= 128,
+ * 8 at dim >= 768, interpolated in log(dim). */
+static double exact_cost_ratio(uint32_t dim)
+{
+    if (dim <= 128)
+        return LK_FILTER_EXACT_COST_RATIO_LOWDIM;
+    if (dim >= 768)
+        return LK_FILTER_EXACT_COST_RATIO;
+    double f = log2((double)dim / 128.0) / log2(768.0 / 128.0);
+    return LK_FILTER_EXACT_COST_RATIO_LOWDIM + f * (LK_FILTER_EXACT_COST_RATIO - LK_FILTER_EXACT_COST_RATIO_LOWDIM);
+}
+
 /* Returns 0 if the slot was deleted (or is being reused) since it entered
  * the result set: the id read may then belong to the new occupant, so the
  * hit is dropped rather than reported with a stale distance. */
@@ -325,7 +337,7 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
         }
         if (known && (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
                       (double)allowed < LK_FILTER_EXACT_SELECTIVITY * (double)live ||
-                      (double)allowed * (double)allowed < LK_FILTER_EXACT_COST_RATIO * (double)ef * (double)live))
+                      (double)allowed * (double)allowed < exact_cost_ratio(ix->p.dim) * (double)ef * (double)live))
             exact = 1;
     }
 

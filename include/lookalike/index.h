@@ -279,16 +279,19 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
  * allowed count A is known (bitmap, or allowed_estimate) and any of
  *   A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k,
  *   A / count < LK_FILTER_EXACT_SELECTIVITY,
- *   A * A < LK_FILTER_EXACT_COST_RATIO * ef * count   (cost model)
+ *   A * A < c(dim) * ef * count                        (cost model)
  * holds.  The cost model: an exact scan costs ~A distance computations; a
  * filtered traversal must find ef allowed items among ~ef * count / A
- * visited nodes.  Measured (docs/params.md): the crossover constant was
- * ~14 on a 50k x 128 synthetic set and ~8-9 on Fashion-MNIST 60k x 784;
- * 8 is used, so the scan is chosen while A^2 < 8 * ef * count: below ~10 %
- * selectivity at 50k items, ~2.3 % at 1M (ef 64). */
+ * visited nodes.  Measured (docs/params.md): the crossover constant c was
+ * >= 15 on synthetic 50k and 100k x 128 sets and ~8-9 on Fashion-MNIST
+ * 60k x 784 (graph steps cost relatively less at high dim).  c(dim) is
+ * LK_FILTER_EXACT_COST_RATIO_LOWDIM at dim <= 128, LK_FILTER_EXACT_COST_RATIO
+ * at dim >= 768, log-interpolated between: at dim 128 and ef 64 the scan is
+ * chosen below ~10 % selectivity for 100k items, ~3 % for 1M. */
 #define LK_FILTER_EXACT_SELECTIVITY 0.002
 #define LK_FILTER_EXACT_MIN_COUNT_PER_K 16u
 #define LK_FILTER_EXACT_COST_RATIO 8.0
+#define LK_FILTER_EXACT_COST_RATIO_LOWDIM 16.0
 
 /* Per-search options.  A zero-initialised struct (or opts == NULL) means:
  * index default ef_search, no filter, no threshold. */
