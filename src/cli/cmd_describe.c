@@ -7,6 +7,13 @@
  * signals (judged on the original resolution) and colour embedding are
  * computed.  A failing image prints its status name and message and the
  * command moves on; the exit status is 1 if any image failed.
+ *
+ * The learned descriptor (MobileNetV2, lk_cnn_describe()) and the fused
+ * product embedding (lk_embed_fuse()) are printed too.  The model directory
+ * is --models DIR, else $LOOKALIKE_MODELS, else the source tree's
+ * models/mobilenet_v2 (LK_DEFAULT_MODEL_DIR, set by meson).  Without
+ * --params FILE (catalog statistics saved by lk_embed_params_save()) the
+ * fused embedding uses catalog-free params (mean 0, no PCA).
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,10 +22,22 @@
 #include <time.h>
 
 #include "lookalike/colour.h"
+#include "lookalike/embed.h"
 #include "lookalike/image.h"
 #include "pcli.h"
 
 #define DESCRIBE_MIN_SIDE_DEFAULT 384u
+#ifndef LK_DEFAULT_MODEL_DIR
+#define LK_DEFAULT_MODEL_DIR "models/mobilenet_v2"
+#endif
+
+/* The learned half of describe: one model + workspace for the command. */
+struct describe_cnn {
+    struct lk_cnn_model *model;
+    struct lk_cnn_workspace *ws;
+    struct lk_embed_params *params;
+    float *desc, *fused;
+};
 
 static double now_ms(void)
 {
@@ -42,18 +61,30 @@ static const char *colour_model_name(enum lk_image_colour c)
 static void describe_usage(FILE *f)
 {
     fprintf(f,
-            "usage: lookalike describe [--min-side N | --full] IMAGE...\n"
+            "usage: lookalike describe [--min-side N | --full] [--models DIR] [--params FILE] IMAGE...\n"
             "  Decode each JPEG/PNG and print its size, format, EXIF orientation, DCT\n"
             "  scale, quality signals (blur, contrast, background, weak flags) and\n"
-            "  colour embedding (dimension, norm, dominant colours).\n"
+            "  colour embedding (dimension, norm, dominant colours), CNN descriptor and\n"
+            "  fused embedding (dimension, norm).\n"
             "  --min-side N  shrink-on-load: keep the decoded short side >= N px (default %u)\n"
             "  --full        decode at full resolution (same as --min-side 0)\n"
+            "  --models DIR  MobileNetV2 model directory (default $LOOKALIKE_MODELS, else\n"
+            "                %s)\n"
+            "  --params FILE fused-embedding params learned from a catalog (default: none)\n"
             "  Exit status: 0 all images described, 1 some failed, 2 usage error.\n",
-            DESCRIBE_MIN_SIDE_DEFAULT);
+            DESCRIBE_MIN_SIDE_DEFAULT, LK_DEFAULT_MODEL_DIR);
+}
+
+static double l2_norm(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)v[i] * v[i];
+    return sqrt(s);
 }
 
 /* Returns 0 on success, the (negative) status on failure. */
-static int describe_one(const char *path, const struct lk_decode_opts *opts)
+static int describe_one(const char *path, const struct lk_decode_opts *opts, struct describe_cnn *cnn)
 {
     struct lk_err err = {0};
     struct lk_image img = {0};
@@ -71,6 +102,11 @@ static int describe_one(const char *path, const struct lk_decode_opts *opts)
     if (rc == LK_OK)
         rc = lk_colour_embed(&img, emb, &err);
     double t3 = now_ms();
+    if (rc == LK_OK)
+        rc = lk_cnn_describe(cnn->ws, &img, cnn->desc, &err);
+    double t4 = now_ms();
+    if (rc == LK_OK)
+        rc = lk_embed_fuse(cnn->params, cnn->desc, emb, cnn->fused, &err);
     if (rc != LK_OK) {
         printf("  error       %s (%d): %s\n\n", lk_status_str(rc), rc, err.msg);
         lk_image_free(&img);
@@ -98,7 +134,13 @@ static int describe_one(const char *path, const struct lk_decode_opts *opts)
     char colours[160];
     printf("  colour      dim %d, L2 norm %.6f: %s\n", LK_COLOUR_DIM, sqrt(norm),
            lk_colour_summary(emb, 4, colours, sizeof colours));
-    printf("  time        decode %.2f ms, quality %.2f ms, colour %.2f ms\n\n", t1 - t0, t2 - t1, t3 - t2);
+    printf("  cnn         dim %zu (MobileNetV2 %s, global average pooling), L2 norm %.6f\n",
+           lk_cnn_dim(cnn->model), lk_cnn_layer(cnn->model), l2_norm(cnn->desc, lk_cnn_dim(cnn->model)));
+    printf("  fused       dim %zu (cnn %zu + colour %d, w %.2f), L2 norm %.6f\n", lk_embed_fused_dim(cnn->params),
+           lk_embed_cnn_out_dim(cnn->params), LK_COLOUR_DIM, (double)lk_embed_w(cnn->params),
+           l2_norm(cnn->fused, lk_embed_fused_dim(cnn->params)));
+    printf("  time        decode %.2f ms, quality %.2f ms, colour %.2f ms, cnn %.2f ms\n\n", t1 - t0, t2 - t1,
+           t3 - t2, t4 - t3);
     lk_image_free(&img);
     return 0;
 }
@@ -109,6 +151,10 @@ int lk__cmd_describe(int argc, char **argv)
     lk_decode_opts_default(&opts);
     opts.min_side_hint = DESCRIBE_MIN_SIDE_DEFAULT;
 
+    const char *models = getenv("LOOKALIKE_MODELS");
+    const char *params_path = NULL;
+    if (!models || !*models)
+        models = LK_DEFAULT_MODEL_DIR;
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
         if (!strcmp(argv[i], "--")) {
@@ -117,6 +163,10 @@ int lk__cmd_describe(int argc, char **argv)
         } else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             describe_usage(stdout);
             return LK_EXIT_OK;
+        } else if (!strcmp(argv[i], "--models") && i + 1 < argc) {
+            models = argv[++i];
+        } else if (!strcmp(argv[i], "--params") && i + 1 < argc) {
+            params_path = argv[++i];
         } else if (!strcmp(argv[i], "--full")) {
             opts.min_side_hint = 0;
         } else if (!strcmp(argv[i], "--min-side") && i + 1 < argc) {
@@ -138,10 +188,38 @@ int lk__cmd_describe(int argc, char **argv)
         return LK_EXIT_USAGE;
     }
 
+    struct describe_cnn cnn = {0};
+    struct lk_err err = {0};
+    int rc = lk_cnn_load(models, &cnn.model, &err);
+    if (rc == LK_OK)
+        rc = lk_cnn_workspace_new(cnn.model, &cnn.ws, &err);
+    if (rc == LK_OK)
+        rc = params_path ? lk_embed_params_load(params_path, &cnn.params, &err)
+                         : lk_embed_params_identity(lk_cnn_dim(cnn.model), LK_EMBED_W_DEFAULT, &cnn.params, &err);
+    if (rc == LK_OK && lk_embed_cnn_dim(cnn.params) != lk_cnn_dim(cnn.model))
+        rc = lk_err_set(&err, LK_ERR_FORMAT, "%s is for a %zu-d descriptor, the model gives %zu", params_path,
+                        lk_embed_cnn_dim(cnn.params), lk_cnn_dim(cnn.model));
+    if (rc == LK_OK) {
+        cnn.desc = malloc(lk_cnn_dim(cnn.model) * sizeof *cnn.desc);
+        cnn.fused = malloc(lk_embed_fused_dim(cnn.params) * sizeof *cnn.fused);
+        if (!cnn.desc || !cnn.fused)
+            rc = lk_err_set(&err, LK_ERR_NOMEM, "out of memory");
+    }
     int failed = 0, total = 0;
-    for (; i < argc; i++, total++)
-        if (describe_one(argv[i], &opts) != 0)
-            failed++;
-    printf("described %d image%s, %d failed\n", total - failed, total - failed == 1 ? "" : "s", failed);
+    if (rc != LK_OK) {
+        fprintf(stderr, "lookalike describe: %s (%s); model dir %s (run models/fetch or pass --models DIR)\n",
+                err.msg, lk_status_str(rc), models);
+        failed = 1;
+    } else {
+        for (; i < argc; i++, total++)
+            if (describe_one(argv[i], &opts, &cnn) != 0)
+                failed++;
+        printf("described %d image%s, %d failed\n", total - failed, total - failed == 1 ? "" : "s", failed);
+    }
+    free(cnn.desc);
+    free(cnn.fused);
+    lk_embed_params_free(cnn.params);
+    lk_cnn_workspace_free(cnn.ws);
+    lk_cnn_free(cnn.model);
     return failed ? LK_EXIT_FAILED : LK_EXIT_OK;
 }

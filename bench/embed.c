@@ -1,0 +1,296 @@
+/*
+ * bench/embed.c — time per image of each stage of `describe`, single thread:
+ * decode, resize to 224x224, colour histogram, CNN (per candidate layer,
+ * with the full network as the baseline), and the whole describe (decode +
+ * colour + CNN + fuse), on real product photos and on a 1-megapixel JPEG
+ * made from one of them.  Also prints the memory one CNN workspace holds.
+ *
+ *   embed [--data DIR] [--models DIR] [--images N] [--rounds R]
+ *
+ * Every figure is the median (and 90th percentile) over N photos x R rounds
+ * of one call each; build with -Dbuildtype=release for meaningful numbers.
+ */
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#include "embed_data.h"
+#include "lookalike/colour.h"
+#include "lookalike/embed.h"
+#include "lookalike/image.h"
+
+#ifndef LK_SOURCE_ROOT
+#define LK_SOURCE_ROOT "."
+#endif
+#ifndef LK_BUILD_FLAGS
+#define LK_BUILD_FLAGS "?"
+#endif
+
+static const char *const layers[] = {
+    "block_10_project_BN", "block_12_add", "block_13_expand_relu", "block_16_project_BN", "out_relu",
+};
+#define N_LAYERS (sizeof layers / sizeof layers[0])
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void report(const char *stage, double *t, size_t n, double baseline)
+{
+    qsort(t, n, sizeof *t, cmp_double);
+    double med = t[n / 2], p90 = t[(size_t)(0.9 * (double)(n - 1))];
+    printf("| %-44s | %8.3f | %8.3f | %5zu |", stage, med, p90, n);
+    if (baseline > 0)
+        printf(" %5.2fx |\n", med / baseline);
+    else
+        printf("       |\n");
+}
+
+static void die(const char *what, const struct lk_err *e)
+{
+    fprintf(stderr, "%s: %s\n", what, e->msg);
+    exit(1);
+}
+
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+}
+
+/* Encode `img` as a baseline JPEG (quality 90) into a malloc'd buffer. */
+static unsigned char *encode_jpeg(const struct lk_image *img, unsigned long *len)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr jerr;
+    unsigned char *buf = NULL;
+    c.err = jpeg_std_error(&jerr);
+    jpeg_create_compress(&c);
+    jpeg_mem_dest(&c, &buf, len);
+    c.image_width = img->width, c.image_height = img->height, c.input_components = 3, c.in_color_space = JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 90, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW r = img->rgb + (size_t)c.next_scanline * img->width * 3;
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return buf;
+}
+
+static unsigned char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len);
+    if (fread(b, 1, *len, f) != *len) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    return b;
+}
+
+int main(int argc, char **argv)
+{
+    const char *data = "/work/shared/data/products";
+    const char *models_dir = getenv("LOOKALIKE_MODELS") ? getenv("LOOKALIKE_MODELS") : LK_SOURCE_ROOT "/models/mobilenet_v2";
+    size_t n_images = 40, rounds = 3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--data") && i + 1 < argc) data = argv[++i];
+        else if (!strcmp(argv[i], "--models") && i + 1 < argc) models_dir = argv[++i];
+        else if (!strcmp(argv[i], "--images") && i + 1 < argc) n_images = (size_t)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = (size_t)atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: embed [--data DIR] [--models DIR] [--images N] [--rounds R]\n");
+            return 2;
+        }
+    }
+    if (n_images < 1) n_images = 1;
+    if (rounds < 1) rounds = 1;
+    struct lk_err e = {0};
+
+    /* Photos: spread over grocery and clothing-photos (phone photos). */
+    static const char *const sets[] = {"grocery", "clothing-photos"};
+    char **files = calloc(n_images, sizeof *files);
+    size_t nf = 0;
+    for (size_t si = 0; si < 2; si++) {
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/%s", data, sets[si]);
+        struct bench_set s;
+        if (bench_set_load(dir, sets[si], &s))
+            return 1;
+        size_t want = si == 0 ? n_images - n_images / 2 : n_images / 2;
+        for (size_t k = 0; k < want && k < s.n; k++)
+            files[nf++] = strdup(s.paths[(k * 7919) % s.n]);
+        bench_set_free(&s);
+    }
+
+    struct lk_cnn_model *models[N_LAYERS];
+    for (size_t l = 0; l < N_LAYERS; l++)
+        if (lk_cnn_load_layer(models_dir, layers[l], &models[l], &e))
+            die("load", &e);
+    struct lk_cnn_model *m = models[2];  /* the default layer */
+    if (strcmp(lk_cnn_layer(m), LK_CNN_DEFAULT_LAYER) != 0)
+        fprintf(stderr, "note: default layer is %s, timing %s as the describe CNN\n", LK_CNN_DEFAULT_LAYER,
+                lk_cnn_layer(m));
+
+    printf("# embed: ms per image, single thread, median and p90 over %zu photos x %zu rounds\n", nf, rounds);
+    bench_print_env(LK_BUILD_FLAGS);
+    printf("# model: %s\n\n", models_dir);
+
+    /* Memory per workspace. */
+    struct lk_cnn_workspace *ws[N_LAYERS];
+    for (size_t l = 0; l < N_LAYERS; l++) {
+        size_t before = heap_in_use();
+        if (lk_cnn_workspace_new(models[l], &ws[l], &e))
+            die("workspace", &e);
+        printf("workspace memory %-22s %6.2f MB (descriptor %zu floats)\n", layers[l],
+               (double)(heap_in_use() - before) / 1e6, lk_cnn_dim(models[l]));
+    }
+    printf("\n| %-44s | %8s | %8s | %5s | %6s |\n|%s|----------|----------|-------|--------|\n", "stage",
+           "median", "p90", "n", "ratio", "----------------------------------------------");
+
+    size_t total = nf * rounds;
+    double *t = malloc((nf > 10 ? nf : 10) * rounds * sizeof *t);  /* 1MP part times 10 x rounds */
+    struct lk_decode_opts opts;
+    lk_decode_opts_default(&opts);
+    opts.min_side_hint = 224;
+    float *in = malloc(224 * 224 * 3 * sizeof *in), out[1280];
+    float colour[LK_COLOUR_DIM];
+    static const float mean[3] = {127.5f, 127.5f, 127.5f}, scale[3] = {1 / 127.5f, 1 / 127.5f, 1 / 127.5f};
+
+    /* Pre-read the files so decode timings exclude disk. */
+    unsigned char **bytes = calloc(nf, sizeof *bytes);
+    size_t *lens = calloc(nf, sizeof *lens);
+    struct lk_image *imgs = calloc(nf, sizeof *imgs), *small = calloc(nf, sizeof *small);
+    for (size_t i = 0; i < nf; i++) {
+        bytes[i] = slurp(files[i], &lens[i]);
+        if (!bytes[i] || lk_image_decode(bytes[i], lens[i], &opts, &imgs[i], NULL, &e) ||
+            lk_image_resize(&imgs[i], 224, 224, &small[i], &e))
+            die(files[i], &e);
+    }
+
+#define TIME_LOOP(label, base, body)                                                                       \
+    do {                                                                                                   \
+        size_t k_ = 0;                                                                                     \
+        for (size_t r_ = 0; r_ < rounds; r_++)                                                             \
+            for (size_t i = 0; i < nf; i++) {                                                              \
+                double t0_ = bench_now_ms();                                                               \
+                body;                                                                                      \
+                t[k_++] = bench_now_ms() - t0_;                                                            \
+            }                                                                                              \
+        report(label, t, total, base);                                                                     \
+    } while (0)
+
+    TIME_LOOP("decode JPEG (shrink-on-load, short side>=224)", 0, {
+        struct lk_image x = {0};
+        if (lk_image_decode(bytes[i], lens[i], &opts, &x, NULL, &e)) die("decode", &e);
+        lk_image_free(&x);
+    });
+    TIME_LOOP("resize to 224x224", 0, {
+        struct lk_image x = {0};
+        if (lk_image_resize(&imgs[i], 224, 224, &x, &e)) die("resize", &e);
+        lk_image_free(&x);
+    });
+    TIME_LOOP("normalise to float x/127.5-1", 0, {
+        if (lk_image_to_float(&small[i], LK_LAYOUT_HWC, mean, scale, in, &e)) die("to_float", &e);
+    });
+    TIME_LOOP("colour histogram", 0, {
+        if (lk_colour_embed(&imgs[i], colour, &e)) die("colour", &e);
+    });
+    /* CNN per layer; the full network (out_relu) is the baseline. */
+    double full = 0;
+    {
+        lk_image_to_float(&small[0], LK_LAYOUT_HWC, mean, scale, in, &e);
+        size_t k = 0;
+        for (size_t r = 0; r < rounds; r++)
+            for (size_t i = 0; i < nf; i++) {
+                double t0 = bench_now_ms();
+                lk_cnn_forward(ws[N_LAYERS - 1], in, out, &e);
+                t[k++] = bench_now_ms() - t0;
+            }
+        qsort(t, total, sizeof *t, cmp_double);
+        full = t[total / 2];
+    }
+    for (size_t l = 0; l < N_LAYERS; l++) {
+        char label[96];
+        snprintf(label, sizeof label, "CNN to %s (%zu-d)", layers[l], lk_cnn_dim(models[l]));
+        TIME_LOOP(label, full, {
+            if (lk_image_to_float(&small[i], LK_LAYOUT_HWC, mean, scale, in, &e) ||
+                lk_cnn_forward(ws[l], in, out, &e))
+                die("forward", &e);
+        });
+    }
+    struct lk_embed_params *p = NULL;
+    if (lk_embed_params_identity(lk_cnn_dim(m), LK_EMBED_W_DEFAULT, &p, &e))
+        die("params", &e);
+    float *fused = malloc(lk_embed_fused_dim(p) * sizeof *fused);
+    struct lk_cnn_workspace *dws = ws[2];
+    TIME_LOOP("whole describe (decode+colour+CNN+fuse)", 0, {
+        struct lk_image x = {0};
+        if (lk_image_decode(bytes[i], lens[i], &opts, &x, NULL, &e) || lk_colour_embed(&x, colour, &e) ||
+            lk_cnn_describe(dws, &x, out, &e) || lk_embed_fuse(p, out, colour, fused, &e))
+            die("describe", &e);
+        lk_image_free(&x);
+    });
+
+    /* A 1-megapixel JPEG (1280x800) made from the first photo. */
+    struct lk_image big = {0};
+    if (lk_image_resize(&imgs[0], 1280, 800, &big, &e))
+        die("resize 1MP", &e);
+    unsigned long blen = 0;
+    unsigned char *bjpg = encode_jpeg(&big, &blen);
+    lk_image_free(&big);
+    printf("\n1-megapixel JPEG: 1280x800, %lu bytes, quality 90\n\n", blen);
+    printf("| %-44s | %8s | %8s | %5s | %6s |\n|%s|----------|----------|-------|--------|\n", "stage", "median",
+           "p90", "n", "ratio", "----------------------------------------------");
+    size_t keep_nf = nf;
+    nf = 10;  /* 10 repetitions x rounds */
+    total = nf * rounds;
+    TIME_LOOP("1MP decode, full resolution", 0, {
+        struct lk_image x = {0};
+        if (lk_image_decode(bjpg, blen, NULL, &x, NULL, &e)) die("decode", &e);
+        lk_image_free(&x);
+    });
+    TIME_LOOP("1MP decode, shrink-on-load (1/2 -> 640x400)", 0, {
+        struct lk_image x = {0};
+        if (lk_image_decode(bjpg, blen, &opts, &x, NULL, &e)) die("decode", &e);
+        lk_image_free(&x);
+    });
+    TIME_LOOP("1MP whole describe (decode+colour+CNN+fuse)", 0, {
+        struct lk_image x = {0};
+        if (lk_image_decode(bjpg, blen, &opts, &x, NULL, &e) || lk_colour_embed(&x, colour, &e) ||
+            lk_cnn_describe(dws, &x, out, &e) || lk_embed_fuse(p, out, colour, fused, &e))
+            die("describe", &e);
+        lk_image_free(&x);
+    });
+    nf = keep_nf;
+    free(bjpg);
+    free(fused);
+    lk_embed_params_free(p);
+    for (size_t i = 0; i < nf; i++) {
+        free(bytes[i]);
+        free(files[i]);
+        lk_image_free(&imgs[i]);
+        lk_image_free(&small[i]);
+    }
+    free(bytes), free(lens), free(imgs), free(small), free(files), free(t), free(in);
+    for (size_t l = 0; l < N_LAYERS; l++) {
+        lk_cnn_workspace_free(ws[l]);
+        lk_cnn_free(models[l]);
+    }
+    return 0;
+}

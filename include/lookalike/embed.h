@@ -1,0 +1,207 @@
+/*
+ * lookalike/embed.h — the learned image descriptor (a truncated MobileNetV2
+ * run with XNNPACK) and the fused product embedding stored in the index.
+ *
+ * ==== Learned descriptor (src/embed/cnn.c) ====
+ *
+ * Method: MobileNetV2 (Sandler et al., "MobileNetV2: Inverted Residuals and
+ * Linear Bottlenecks", CVPR 2018), alpha 1.0, 224x224 input, weights from the
+ * npm package nsfwjs 4.3.0 (see models/README.md, the model card).  The
+ * network is cut at a named layer (default LK_CNN_DEFAULT_LAYER,
+ * block_13_expand_relu: 14x14x576) and the layer's output is averaged over
+ * height and width (global average pooling), giving an lk_cnn_dim()-float
+ * descriptor (576 for the default layer).  Operators run on XNNPACK's subgraph
+ * API (Debian libxnnpack0, single-threaded per workspace).
+ *
+ * Model files: a TensorFlow.js layers model, i.e. `model.json`
+ * ({modelTopology, weightsManifest}) plus the binary weight shards it names,
+ * in one directory (models/fetch makes models/mobilenet_v2/).  Supported Keras
+ * layers: InputLayer, ZeroPadding2D, Conv2D, DepthwiseConv2D,
+ * BatchNormalization (after a convolution; folded into it at load), ReLU /
+ * Activation('relu'), Add.  Weights may be float32 or uint8/uint16-quantised
+ * (value = q*scale + min).  Layers after the output layer are ignored.
+ *
+ * Input contract: input height x width x 3 floats, HWC (row-major, RGB
+ * interleaved), values x/127.5 - 1 for 8-bit sRGB x, i.e. in [-1, 1];
+ * height = width = 224 for the shipped model (lk_cnn_input_size()).
+ * Output: lk_cnn_dim() floats, each >= 0 for a ReLU layer; not normalised
+ * (lk_embed_fuse() post-processes it).
+ *
+ * Thread-safety and ownership: a loaded struct lk_cnn_model is immutable and
+ * may be shared by any number of threads.  Each thread uses its own
+ * struct lk_cnn_workspace (XNNPACK runtime + buffers); a workspace must not be
+ * used by two threads at once.  Workspaces keep the model alive (reference
+ * count), so lk_cnn_free() may be called before the last workspace is freed.
+ * Memory: the model holds the folded float weights (about 2.2 MB for the
+ * default layer); each workspace holds its own XNNPACK runtime with packed
+ * weights and activation arena (about 6-7 MB for the default layer; see
+ * bench/embed for the measured figure).
+ */
+#ifndef LOOKALIKE_EMBED_H
+#define LOOKALIKE_EMBED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lookalike/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct lk_image;
+
+/* Default output layer: global average pooling of this layer is the
+ * descriptor.  Chosen by bench/embed_quality on the grocery photos (see
+ * models/README.md for the figures). */
+#define LK_CNN_DEFAULT_LAYER "block_13_expand_relu"
+/* Longest layer name accepted (Keras names are short identifiers). */
+#define LK_CNN_LAYER_NAME_MAX 127
+
+struct lk_cnn_model;
+struct lk_cnn_workspace;
+
+/* Load the TF.js layers model in directory `model_dir` (model.json + weight
+ * shards), cut at LK_CNN_DEFAULT_LAYER.  Same as lk_cnn_load_layer(model_dir,
+ * NULL, out, err). */
+int lk_cnn_load(const char *model_dir, struct lk_cnn_model **out, struct lk_err *err);
+
+/* Load the model cut at `output_layer` (a Keras layer name; NULL = default)
+ * and store a new model in *out (free with lk_cnn_free()).
+ * Every size, shape, offset and dtype is checked against the files; weights
+ * are dequantised in double and BatchNormalization folded into the preceding
+ * convolution (w' = w*gamma/sqrt(var+eps), b' = (b-mean)*gamma/sqrt(var+eps)+beta).
+ * Errors: LK_ERR_INVALID_ARG (NULL args, name too long), LK_ERR_IO (files
+ * cannot be read), LK_ERR_MODEL (malformed JSON, unsupported layer, missing
+ * or mis-sized weights, shard size mismatch, unknown output layer, XNNPACK
+ * initialisation failure), LK_ERR_NOMEM. */
+int lk_cnn_load_layer(const char *model_dir, const char *output_layer, struct lk_cnn_model **out,
+                      struct lk_err *err);
+
+/* Release the caller's reference; the memory goes when the last workspace
+ * created from it is freed too.  NULL is a no-op. */
+void lk_cnn_free(struct lk_cnn_model *m);
+
+/* Descriptor length in floats (channels of the output layer), e.g. 576. */
+size_t lk_cnn_dim(const struct lk_cnn_model *m);
+
+/* Network input size in pixels (224 x 224 for the shipped model). */
+void lk_cnn_input_size(const struct lk_cnn_model *m, uint32_t *width, uint32_t *height);
+
+/* Name of the output layer the model was cut at (owned by the model). */
+const char *lk_cnn_layer(const struct lk_cnn_model *m);
+
+/* Create a workspace for one thread: builds an XNNPACK runtime (packed
+ * weights, activation memory) for `m` and takes a reference on `m`.
+ * Errors: LK_ERR_INVALID_ARG, LK_ERR_NOMEM, LK_ERR_MODEL (XNNPACK refused the
+ * graph). */
+int lk_cnn_workspace_new(struct lk_cnn_model *m, struct lk_cnn_workspace **out, struct lk_err *err);
+
+/* Free the workspace and drop its model reference.  NULL is a no-op. */
+void lk_cnn_workspace_free(struct lk_cnn_workspace *ws);
+
+/* Run the network on `input` (height*width*3 floats, HWC, preprocessed as
+ * above, caller-owned, no slack needed) and write lk_cnn_dim() floats to
+ * `out`.  Errors: LK_ERR_INVALID_ARG (NULL, or a non-finite input value),
+ * LK_ERR_MODEL (XNNPACK runtime failure).  About 6-8 ms on one core (bench/embed). */
+int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, struct lk_err *err);
+
+/* Describe an 8-bit RGB image: resize the whole image to the network input
+ * size (aspect ratio not kept: product photos lose nothing at the edges;
+ * bench/embed_quality compared it with a centre crop), normalise to x/127.5-1
+ * and run lk_cnn_forward().  `img` is not modified.  Errors: as
+ * lk_cnn_forward() plus those of lk_image_resize(). */
+int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, float *out, struct lk_err *err);
+
+/* ==== Fused product embedding (src/embed/fuse.c) ====
+ *
+ * The index stores, per product photo,
+ *     e = [ sqrt(w) * c ; sqrt(1 - w) * h ]
+ * where h is the colour histogram embedding (lk_colour_embed(), unit L2
+ * norm, LK_COLOUR_DIM floats) and c is the post-processed CNN descriptor:
+ *     c = L2( P * ( L2(ssqrt(raw)) - mean ) )
+ * ssqrt(x) = sign(x)*sqrt(|x|) (the "signed square root" / power-law
+ * normalisation, Perronnin et al. 2010; Jegou & Chum 2012 for the
+ * ssqrt -> L2 -> centre -> PCA-whiten -> L2 pipeline), mean = the catalog
+ * mean, P = identity or a PCA-whitening projection to pca_dim dimensions
+ * learned from the catalog (eigenvectors of the covariance by LAPACK
+ * dsyevd, rows scaled by 1/sqrt(eigenvalue + eps)).
+ * Both parts have unit length, so e has unit length and the inner product of
+ * two embeddings is  w * cos(c1, c2) + (1 - w) * cos(h1, h2).
+ *
+ * Thread-safety: params are immutable after learn/load (except
+ * lk_embed_params_set_w(), which must not race with readers); lk_embed_fuse()
+ * may run concurrently on shared params.
+ */
+
+/* Weight of the CNN part.  Default chosen by bench/embed_quality (grocery
+ * same-product recall@1; see models/README.md). */
+#define LK_EMBED_W_DEFAULT 0.7f
+#define LK_EMBED_W_MIN 0.0f
+#define LK_EMBED_W_MAX 1.0f
+/* Upper bound for descriptor and PCA dimensions accepted (a 1280-d
+ * MobileNetV2 output is the largest we use; the bound keeps a corrupt params
+ * file from asking for gigabytes). */
+#define LK_EMBED_DIM_MAX 8192
+
+struct lk_embed_params;
+
+/* Parameters with no catalog statistics: mean 0, no PCA (c = L2(ssqrt(raw))).
+ * For describing single images before a catalog exists.  `dim` = raw CNN
+ * descriptor length (1..LK_EMBED_DIM_MAX), `w` in [0, 1].
+ * Errors: LK_ERR_INVALID_ARG, LK_ERR_NOMEM.  Free with lk_embed_params_free(). */
+int lk_embed_params_identity(size_t dim, float w, struct lk_embed_params **out, struct lk_err *err);
+
+/* Learn the mean (and, if pca_dim > 0, a PCA-whitening to pca_dim dims) from
+ * `n` raw CNN descriptors (`cnn_descs`, n x dim floats, row-major, as
+ * lk_cnn_forward() writes them).  pca_dim = 0 turns PCA off; otherwise
+ * 1 <= pca_dim <= dim and pca_dim < n.  Cost: O(n*dim^2) for the covariance
+ * plus O(dim^3) for the eigendecomposition (~0.1 s for dim 576).
+ * Errors: LK_ERR_EMPTY (n = 0), LK_ERR_INVALID_ARG (bad dim/pca_dim/w, NaN or
+ * Inf in the input), LK_ERR_INTERNAL (LAPACK failed to converge), LK_ERR_NOMEM. */
+int lk_embed_params_learn(const float *cnn_descs, size_t n, size_t dim, size_t pca_dim, float w,
+                          struct lk_embed_params **out, struct lk_err *err);
+
+/* NULL is a no-op. */
+void lk_embed_params_free(struct lk_embed_params *p);
+
+/* Save to `path` atomically (temp file, fsync, rename, fsync directory).
+ * Format (little-endian): "LKEMBED\0", u32 version (1), u32 cnn_dim,
+ * u32 out_dim, u32 colour_dim, u32 flags (bit 0: PCA), f32 w,
+ * f32 mean[cnn_dim], f32 proj[out_dim*cnn_dim] if PCA, u32 CRC-32 (IEEE
+ * 802.3) of all preceding bytes.  Errors: LK_ERR_INVALID_ARG, LK_ERR_IO. */
+int lk_embed_params_save(const struct lk_embed_params *p, const char *path, struct lk_err *err);
+
+/* Load params saved by lk_embed_params_save().  Errors: LK_ERR_IO (cannot
+ * open/read), LK_ERR_FORMAT (bad magic, unknown version, colour_dim differs
+ * from this build's LK_COLOUR_DIM), LK_ERR_TRUNCATED (file too short),
+ * LK_ERR_CORRUPT (sizes inconsistent, trailing bytes, non-finite values),
+ * LK_ERR_CHECKSUM, LK_ERR_NOMEM. */
+int lk_embed_params_load(const char *path, struct lk_embed_params **out, struct lk_err *err);
+
+/* Raw CNN descriptor length the params expect (lk_cnn_dim()). */
+size_t lk_embed_cnn_dim(const struct lk_embed_params *p);
+/* Length of the post-processed CNN part (pca_dim, or cnn_dim without PCA). */
+size_t lk_embed_cnn_out_dim(const struct lk_embed_params *p);
+/* Fused embedding length: lk_embed_cnn_out_dim() + LK_COLOUR_DIM. */
+size_t lk_embed_fused_dim(const struct lk_embed_params *p);
+/* CNN weight w. */
+float lk_embed_w(const struct lk_embed_params *p);
+/* Change w (0..1).  Errors: LK_ERR_INVALID_ARG. */
+int lk_embed_params_set_w(struct lk_embed_params *p, float w, struct lk_err *err);
+
+/* Post-process one raw CNN descriptor (lk_embed_cnn_dim() floats) into `out`
+ * (lk_embed_cnn_out_dim() floats, unit L2 norm, or all zeros if the centred
+ * descriptor is zero).  Errors: LK_ERR_INVALID_ARG (NULL, NaN/Inf). */
+int lk_embed_cnn_normalize(const struct lk_embed_params *p, const float *cnn_raw, float *out, struct lk_err *err);
+
+/* Fused embedding of one image into `out` (lk_embed_fused_dim() floats).
+ * `colour` is LK_COLOUR_DIM floats from lk_colour_embed() (re-normalised
+ * here, so any positive scale works).  Errors: LK_ERR_INVALID_ARG. */
+int lk_embed_fuse(const struct lk_embed_params *p, const float *cnn_raw, const float *colour, float *out,
+                  struct lk_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* LOOKALIKE_EMBED_H */
