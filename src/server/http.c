@@ -1,0 +1,678 @@
+/*
+ * http.c — the HTTP daemon: libmicrohttpd set-up, the access handler that
+ * drives every request, body limits, the request log, and the life cycle
+ * (start, graceful stop, signals, reload).
+ *
+ * ==== Threading model ====
+ * libmicrohttpd runs with MHD_USE_INTERNAL_POLLING_THREAD and a thread pool
+ * of `threads` workers (default: one per online CPU).  Each worker owns an
+ * epoll loop and a share of the connections; a connection stays on one
+ * worker for its life, so all callbacks for one request (access handler,
+ * post processor, completion) run on that worker's thread, one at a time.
+ * Per-request state (struct lk__request) is therefore never shared and
+ * needs no lock.  Shared state is: the metrics (atomics), the rate limiter
+ * (a mutex per set), the in-flight counter (atomic) and the backend, which
+ * must be thread-safe because up to `threads` searches run at once.
+ * Search is CPU-bound, so more workers than cores would only add queueing;
+ * a slow client does not pin a worker, since sockets are non-blocking and a
+ * worker only runs a request when its bytes have arrived.
+ * Signals: workers are created with SIGINT/SIGTERM/SIGHUP/SIGPIPE blocked,
+ * so those are consumed only by lk_server_run (sigtimedwait) on the caller's
+ * thread; the backend reload runs there, never inside a signal handler.
+ *
+ * ==== Request flow ====
+ * MHD calls the access handler (1) once the headers are in, (2) once per
+ * chunk of body, (3) once more with no data when the body is complete.
+ *   (1) route, rate limit, auth, Content-Length/Content-Type checks.  A
+ *       refusal here is queued at once, before any body byte is read; MHD
+ *       then skips the body (no "100 Continue" is sent, so a well-behaved
+ *       client never uploads it) and closes the connection.
+ *   (2) body bytes are counted against the route's limit as they arrive.
+ *       Over the limit (a chunked body that lied by omission, or a
+ *       multipart body that grew past its allowance), libmicrohttpd 0.9.75
+ *       cannot queue a response mid-body, so the connection is closed on
+ *       the spot: nothing more is read, nothing more is buffered, and the
+ *       request is logged and counted as 413.  The same happens when the
+ *       body is still arriving after request_timeout_s (slow drip).
+ *   (3) the route handler runs and its reply is queued.
+ * Idle connections are closed after connection_timeout_s (MHD), and the
+ * connection counts are capped globally and per IP, so slow clients cannot
+ * exhaust sockets or memory either.
+ *
+ * ==== Privacy / retention ====
+ * Uploaded images exist only in the request's memory buffer and are freed
+ * when the request completes.  They are never written to disk and never
+ * logged: the request log records method, route pattern (never the raw
+ * URL or query), status, byte counts and timings only, and nothing else is
+ * logged per request.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pserver.h"
+
+uint64_t lk__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static double ms_between(uint64_t a, uint64_t b)
+{
+    return b > a ? (double)(b - a) / 1e6 : 0.0;
+}
+
+/* ==== Logging =========================================================== */
+
+void lk_server_log_stderr(void *cls, const char *line)
+{
+    char ts[32];
+    struct timespec now;
+    struct tm tm;
+    (void)cls;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* One fprintf per line: stdio locks the stream, so lines from different
+     * workers never interleave. */
+    fprintf(stderr, "%s lookalike: %s\n", ts, line);
+}
+
+static void log_line(struct lk_server *srv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void log_line(struct lk_server *srv, const char *fmt, ...)
+{
+    char line[512];
+    va_list ap;
+    if (!srv->cfg.log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    srv->cfg.log(srv->cfg.log_cls, line);
+}
+
+/* libmicrohttpd's own diagnostics (protocol errors, resource limits). */
+static void mhd_logger(void *cls, const char *fm, va_list ap)
+{
+    struct lk_server *srv = cls;
+    char msg[384];
+    size_t n;
+    if (!srv->cfg.log)
+        return;
+    vsnprintf(msg, sizeof msg, fm, ap);
+    n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_line(srv, "mhd: %s", msg);
+}
+
+/* ==== Replies =========================================================== */
+
+/* Queue `rep`.  Ownership of rep->body passes to libmicrohttpd here: with a
+ * free_fn the buffer is wrapped by
+ * MHD_create_response_from_buffer_with_free_callback and MHD calls free_fn
+ * when the response is destroyed (after sending, or when the connection
+ * dies); a static body (free_fn == NULL) is used in place. */
+static enum MHD_Result reply_send(struct lk__request *r, struct lk__reply *rep)
+{
+    struct MHD_Response *resp;
+    enum MHD_Result ret;
+    char num[24];
+    static char empty[] = "";
+    const char *ct = rep->content_type;
+
+    if (!rep->body) {
+        rep->body = empty;
+        rep->len = 0;
+        rep->free_fn = NULL;
+    }
+    if (rep->free_fn)
+        resp = MHD_create_response_from_buffer_with_free_callback(rep->len, rep->body, rep->free_fn);
+    else
+        resp = MHD_create_response_from_buffer(rep->len, rep->body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        lk__reply_discard(rep);     /* MHD did not take it */
+        return MHD_NO;
+    }
+    rep->body = NULL;               /* owned by `resp` now */
+
+    if (rep->len || ct)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ct ? ct : "application/octet-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, rep->cache_control ? rep->cache_control : "no-store");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    if (ct && strncmp(ct, "text/html", 9) == 0) {
+        /* The storefront loads nothing from elsewhere; uploaded previews are blob: URLs. */
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+                                "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+        MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    }
+    if (rep->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, rep->allow);
+    if (rep->retry_after) {
+        snprintf(num, sizeof num, "%u", rep->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, num);
+    }
+    if (rep->www_authenticate)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"lookalike\"");
+    if (rep->etag)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, rep->etag);
+    if (atomic_load(&r->srv->stop_requested))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+
+    ret = MHD_queue_response(r->conn, rep->status, resp);
+    MHD_destroy_response(resp);     /* drops our reference; MHD keeps its own */
+    r->answered = true;
+    r->status = rep->status;
+    r->bytes_out = rep->len;
+    if (rep->error_code)
+        r->error_code = rep->error_code;
+    return ret;
+}
+
+static enum MHD_Result refuse(struct lk__request *r, unsigned http, const char *code, const char *msg,
+                              const char *param)
+{
+    struct lk__reply rep = {0};
+    lk__reply_error(&rep, http, code, msg, param);
+    return reply_send(r, &rep);
+}
+
+/* ==== Access handler ==================================================== */
+
+static const char *header(struct lk__request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* Body limit on the wire for a route (multipart framing gets a little
+ * allowance over the image limit; the decoded image is still capped). */
+static size_t wire_limit(const struct lk_server *srv, enum lk__body_kind kind)
+{
+    switch (kind) {
+    case LK__BODY_IMAGE: return srv->cfg.max_body_bytes + (64u << 10);
+    case LK__BODY_JSON: return srv->cfg.max_json_bytes;
+    default: return 0;
+    }
+}
+
+static size_t payload_limit(const struct lk_server *srv, enum lk__body_kind kind)
+{
+    switch (kind) {
+    case LK__BODY_IMAGE: return srv->cfg.max_body_bytes;
+    case LK__BODY_JSON: return srv->cfg.max_json_bytes;
+    default: return 0;
+    }
+}
+
+/* First call for a request: everything that can be decided from the
+ * request line and headers. */
+static enum MHD_Result begin_request(struct lk__request *r, const char *url, const char *method)
+{
+    struct lk_server *srv = r->srv;
+    struct lk__match m;
+    struct lk__reply rep = {0};
+    enum lk__auth_level required;
+    const char *auth_msg = NULL, *cl, *te;
+    unsigned auth_status, retry = 0;
+    uint64_t content_length = 0;
+    bool has_length = false, chunked = false;
+
+    snprintf(r->method, sizeof r->method, "%s", method);
+    lk__route_match(method, url, &m);
+    if (!m.route) {
+        r->route_id = LK__R_UNMATCHED;
+        if (m.allow) {
+            lk__reply_error(&rep, 405, "method_not_allowed", "method not allowed on this route", NULL);
+            rep.allow = m.allow;
+            return reply_send(r, &rep);
+        }
+        return refuse(r, 404, "route_not_found", "no such route", NULL);
+    }
+    r->route = m.route;
+    r->route_id = m.route->id;
+    memcpy(r->param, m.param, sizeof r->param);
+
+    /* Auth is evaluated first (cheap, no side effects) so that a valid admin
+     * token can bypass the rate limit (bulk stock updates from the store's
+     * back office); the refusal itself comes after the rate limit, so token
+     * guessing is throttled like everything else. */
+    required = m.route->auth;
+    if (required == LK__AUTH_READ && !srv->cfg.search_requires_read_token)
+        required = LK__AUTH_NONE;
+    auth_status = lk__auth_decide(&srv->cfg.tokens, required, header(r, MHD_HTTP_HEADER_AUTHORIZATION),
+                                  &r->granted, &auth_msg);
+
+    if (m.route->rate_limited && srv->rl && r->granted != LK__AUTH_ADMIN) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && !lk__ratelimit_take(srv->rl, ci->client_addr, lk__now_ns(), &retry)) {
+            lk__metrics_rate_limited(srv->metrics);
+            lk__reply_error(&rep, 429, "rate_limited", "too many requests; retry later", NULL);
+            rep.retry_after = retry;
+            return reply_send(r, &rep);
+        }
+    }
+    if (auth_status) {
+        lk__reply_error(&rep, auth_status, auth_status == 401 ? "unauthorized" : "forbidden", auth_msg, NULL);
+        rep.www_authenticate = auth_status == 401;
+        return reply_send(r, &rep);
+    }
+    if (m.param_invalid) {
+        const char *p = m.route->id == LK__R_IMAGE ? "image_id" : "sku";
+        return refuse(r, 400, "invalid_parameter",
+                      m.route->id == LK__R_IMAGE ? "image_id must be 1..128 characters of [A-Za-z0-9._-]"
+                                                 : "sku must be 1..64 characters of [A-Za-z0-9._-]",
+                      p);
+    }
+
+    /* Body size: refuse by Content-Length before reading a byte. */
+    cl = header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    te = header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (cl) {
+        char *end;
+        errno = 0;
+        content_length = strtoull(cl, &end, 10);
+        has_length = errno == 0 && end != cl;
+    }
+    chunked = te && strcasecmp(te, "identity") != 0;
+    if (has_length && content_length > wire_limit(srv, m.route->body)) {
+        char msg[128];
+        if (m.route->body == LK__BODY_NONE)
+            snprintf(msg, sizeof msg, "this route takes no request body");
+        else
+            snprintf(msg, sizeof msg, "request body of %llu bytes is over the limit of %zu bytes",
+                     (unsigned long long)content_length, payload_limit(srv, m.route->body));
+        return refuse(r, 413, "payload_too_large", msg, m.route->body == LK__BODY_IMAGE ? "image" : "body");
+    }
+    if (m.route->body == LK__BODY_NONE && chunked)
+        return refuse(r, 413, "payload_too_large", "this route takes no request body", "body");
+
+    r->body_limit = payload_limit(srv, m.route->body);
+    if (m.route->body != LK__BODY_NONE) {
+        unsigned st = lk__body_begin(r, &rep);
+        if (st)
+            return reply_send(r, &rep);
+        /* Known length: one allocation of the right size instead of doubling. */
+        if (has_length && !r->pp && content_length > 0 && content_length <= r->body_limit) {
+            r->body = malloc((size_t)content_length);
+            if (r->body)
+                r->body_cap = (size_t)content_length;
+        }
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                      const char *version, const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    struct lk_server *srv = cls;
+    struct lk__request *r = *con_cls;
+    struct lk__reply rep = {0};
+    (void)version;
+
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        *con_cls = r;
+        r->srv = srv;
+        r->conn = conn;
+        r->t_start_ns = lk__now_ns();
+        r->upload_to_result_ms = -1;
+        r->route_id = LK__R_UNMATCHED;
+        atomic_fetch_add(&srv->inflight, 1);
+        return begin_request(r, url, method);
+    }
+
+    if (r->answered) {
+        /* An early refusal is queued; MHD discards whatever body follows. */
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+
+    if (*upload_data_size) {
+        size_t n = *upload_data_size;
+        *upload_data_size = 0;
+        r->bytes_in += n;
+        if (srv->cfg.request_timeout_s &&
+            lk__now_ns() - r->t_start_ns > (uint64_t)srv->cfg.request_timeout_s * 1000000000ull) {
+            r->aborted = true;
+            r->status = 408;
+            r->error_code = "request_timeout";
+            return MHD_NO;  /* close: the client is dripping the body */
+        }
+        if (r->bytes_in > wire_limit(srv, r->route ? r->route->body : LK__BODY_NONE) ||
+            !lk__body_feed(r, upload_data, n)) {
+            if (r->overflow || r->bytes_in > wire_limit(srv, r->route ? r->route->body : LK__BODY_NONE)) {
+                /* See the file comment: 0.9.75 cannot answer mid-body. */
+                r->aborted = true;
+                r->status = 413;
+                r->error_code = "payload_too_large";
+                return MHD_NO;
+            }
+        }
+        return MHD_YES;
+    }
+
+    /* Body complete (or none): run the route. */
+    r->t_body_ns = lk__now_ns();
+    lk__body_end(r);
+    r->route->handle(r, &rep);
+    return reply_send(r, &rep);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+    struct lk_server *srv = cls;
+    struct lk__request *r = *con_cls;
+    uint64_t now = lk__now_ns();
+    double total_ms;
+    unsigned status;
+    const char *pattern;
+    (void)conn;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    total_ms = ms_between(r->t_start_ns, now);
+    status = r->answered || r->aborted ? r->status : 0;
+    if (!status && toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) {
+        status = 408;
+        r->error_code = "idle_timeout";
+    }
+    lk__metrics_request(srv->metrics, r->route_id, status, total_ms, r->bytes_in);
+
+    pattern = r->route ? r->route->pattern : "-";
+    if (r->upload_to_result_ms >= 0)
+        log_line(srv, "%s %s %u in=%zuB out=%zuB upload=%.1fms result=%.1fms total=%.1fms%s%s", r->method,
+                 pattern, status, r->bytes_in, r->bytes_out,
+                 r->t_body_ns ? ms_between(r->t_start_ns, r->t_body_ns) : 0.0, r->upload_to_result_ms, total_ms,
+                 r->error_code ? " error=" : "", r->error_code ? r->error_code : "");
+    else
+        log_line(srv, "%s %s %u in=%zuB out=%zuB total=%.1fms%s%s%s", r->method, pattern, status, r->bytes_in,
+                 r->bytes_out, total_ms, r->error_code ? " error=" : "", r->error_code ? r->error_code : "",
+                 toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+
+    if (r->pp)
+        MHD_destroy_post_processor(r->pp);
+    free(r->body);      /* the only copy of an uploaded image: gone now */
+    free(r);
+    atomic_fetch_sub(&srv->inflight, 1);
+}
+
+/* ==== Configuration and life cycle ====================================== */
+
+void lk_server_config_default(struct lk_server_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->bind_address = "127.0.0.1";
+    cfg->port = LK_SERVER_PORT_DEFAULT;
+    cfg->threads = 0;
+    cfg->max_body_bytes = LK_SERVER_MAX_BODY_DEFAULT;
+    cfg->max_json_bytes = LK_SERVER_MAX_JSON_DEFAULT;
+    cfg->connection_timeout_s = LK_SERVER_TIMEOUT_DEFAULT;
+    cfg->request_timeout_s = LK_SERVER_REQUEST_TIMEOUT_DEFAULT;
+    cfg->max_connections = LK_SERVER_CONN_LIMIT_DEFAULT;
+    cfg->max_connections_per_ip = LK_SERVER_PER_IP_LIMIT_DEFAULT;
+    cfg->connection_memory_bytes = LK_SERVER_CONN_MEMORY_DEFAULT;
+    cfg->rate_rps = LK_SERVER_RATE_RPS_DEFAULT;
+    cfg->rate_burst = LK_SERVER_RATE_BURST_DEFAULT;
+    cfg->rate_table_size = LK__RL_TABLE_DEFAULT;
+    cfg->search_requires_read_token = false;
+    cfg->shutdown_grace_ms = LK_SERVER_GRACE_MS_DEFAULT;
+    cfg->log = lk_server_log_stderr;
+    cfg->log_cls = NULL;
+}
+
+static int check_config(const struct lk_server_config *c, struct lk_err *err)
+{
+    if (c->threads > LK_SERVER_THREADS_MAX)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "threads must be 0..%d", LK_SERVER_THREADS_MAX);
+    if (c->max_body_bytes < LK_SERVER_MAX_BODY_MIN || c->max_body_bytes > LK_SERVER_MAX_BODY_MAX)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "max_body_bytes must be %zu..%zu", LK_SERVER_MAX_BODY_MIN,
+                          LK_SERVER_MAX_BODY_MAX);
+    if (c->max_json_bytes < 1024 || c->max_json_bytes > ((size_t)64 << 20))
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "max_json_bytes must be 1 KiB..64 MiB");
+    if (c->connection_timeout_s < 1 || c->connection_timeout_s > 3600)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "connection_timeout_s must be 1..3600");
+    if (c->request_timeout_s < 1 || c->request_timeout_s > 3600)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "request_timeout_s must be 1..3600");
+    if (c->max_connections < 1 || c->max_connections > 65536)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "max_connections must be 1..65536");
+    if (c->max_connections_per_ip < 1 || c->max_connections_per_ip > c->max_connections)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "max_connections_per_ip must be 1..max_connections");
+    if (c->connection_memory_bytes < (16u << 10) || c->connection_memory_bytes > (16u << 20))
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "connection_memory_bytes must be 16 KiB..16 MiB");
+    if (!(c->rate_rps >= 0) || !isfinite(c->rate_rps) || c->rate_rps > 1e6)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "rate_rps must be 0..1e6 (0 = off)");
+    if (c->rate_rps > 0 && (c->rate_burst < 1 || c->rate_burst > 1000000))
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "rate_burst must be 1..1000000");
+    if (c->search_requires_read_token && !c->tokens.read[0] && !c->tokens.admin[0])
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "search_requires_read_token is set but no token is configured");
+    if (c->shutdown_grace_ms > 600000)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "shutdown_grace_ms must be <= 600000");
+    return LK_OK;
+}
+
+static void block_signals(sigset_t *old)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, old);
+}
+
+int lk_server_signals_block(struct lk_err *err)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGPIPE);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return lk_err_set(err, LK_ERR_INTERNAL, "pthread_sigmask failed");
+    return LK_OK;
+}
+
+int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_backend *backend,
+                    struct lk_server **out, struct lk_err *err)
+{
+    struct lk_server *srv;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in4;
+        struct sockaddr_in6 in6;
+    } addr;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned threads;
+    const union MHD_DaemonInfo *info;
+    sigset_t old;
+    int rc;
+
+    if (!cfg || !backend || !out)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_server_start: NULL argument");
+    *out = NULL;
+    if ((rc = check_config(cfg, err)) != LK_OK)
+        return rc;
+
+    memset(&addr, 0, sizeof addr);
+    const char *bind = cfg->bind_address ? cfg->bind_address : "127.0.0.1";
+    if (strlen(bind) >= 64)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "bind address too long");
+    if (inet_pton(AF_INET, bind, &addr.in4.sin_addr) == 1) {
+        addr.in4.sin_family = AF_INET;
+        addr.in4.sin_port = htons(cfg->port);
+    } else if (inet_pton(AF_INET6, bind, &addr.in6.sin6_addr) == 1) {
+        addr.in6.sin6_family = AF_INET6;
+        addr.in6.sin6_port = htons(cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "bind address '%s' is not a numeric IPv4/IPv6 address", bind);
+    }
+
+    srv = calloc(1, sizeof *srv);
+    if (!srv)
+        return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
+    srv->cfg = *cfg;
+    snprintf(srv->bind_address, sizeof srv->bind_address, "%s", bind);
+    srv->cfg.bind_address = srv->bind_address;
+    srv->be = *backend;
+    pthread_mutex_init(&srv->reload_lock, NULL);
+    atomic_init(&srv->stop_requested, 0);
+    atomic_init(&srv->reload_requested, 0);
+    atomic_init(&srv->inflight, 0);
+
+    if (lk__metrics_new(&srv->metrics) != LK_OK) {
+        lk_server_stop(srv);
+        return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
+    }
+    if (cfg->rate_rps > 0 &&
+        lk__ratelimit_new(cfg->rate_rps, cfg->rate_burst, cfg->rate_table_size, &srv->rl) != LK_OK) {
+        lk_server_stop(srv);
+        return lk_err_set(err, LK_ERR_NOMEM, "cannot create the rate limiter");
+    }
+
+    threads = cfg->threads;
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n > 0 ? (unsigned)(n > LK_SERVER_THREADS_MAX ? LK_SERVER_THREADS_MAX : n) : 1;
+    }
+    srv->cfg.threads = threads;
+
+    /* Workers inherit this mask: signals stay with lk_server_run. */
+    block_signals(&old);
+    srv->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, access_handler, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
+        MHD_OPTION_SOCK_ADDR, &addr.sa,
+        MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_memory_bytes,
+        MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (!srv->daemon) {
+        int e = errno;
+        lk_server_stop(srv);
+        return lk_err_set(err, LK_ERR_IO, "cannot listen on %s:%u: %s", bind, (unsigned)cfg->port,
+                          e ? strerror(e) : "libmicrohttpd failed to start");
+    }
+    info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    srv->port = info ? info->port : cfg->port;
+    log_line(srv, "listening on %s%s%s:%u with %u worker threads", strchr(bind, ':') ? "[" : "", bind,
+             strchr(bind, ':') ? "]" : "", (unsigned)srv->port, threads);
+    *out = srv;
+    return LK_OK;
+}
+
+uint16_t lk_server_port(const struct lk_server *srv)
+{
+    return srv ? srv->port : 0;
+}
+
+void lk_server_stop(struct lk_server *srv)
+{
+    if (!srv)
+        return;
+    atomic_store(&srv->stop_requested, 1);
+    if (srv->daemon) {
+        /* Stop accepting, let in-flight requests finish (replies now carry
+         * Connection: close), then tear down. */
+        MHD_socket lsock = MHD_quiesce_daemon(srv->daemon);
+        uint64_t deadline = lk__now_ns() + (uint64_t)srv->cfg.shutdown_grace_ms * 1000000ull;
+        while (atomic_load(&srv->inflight) > 0 && lk__now_ns() < deadline) {
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        MHD_stop_daemon(srv->daemon);
+        if (lsock != MHD_INVALID_SOCKET)
+            close(lsock);   /* quiesce hands the listening socket to us */
+        log_line(srv, "stopped");
+    }
+    lk__ratelimit_free(srv->rl);
+    lk__metrics_free(srv->metrics);
+    pthread_mutex_destroy(&srv->reload_lock);
+    free(srv);
+}
+
+void lk_server_request_stop(struct lk_server *srv)
+{
+    if (srv)
+        atomic_store(&srv->stop_requested, 1);
+}
+
+void lk_server_request_reload(struct lk_server *srv)
+{
+    if (srv)
+        atomic_store(&srv->reload_requested, 1);
+}
+
+int lk_server_reload(struct lk_server *srv, struct lk_err *err)
+{
+    int rc;
+    uint64_t t0;
+    if (!srv)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "server is NULL");
+    if (!srv->be.reload)
+        return lk_err_set(err, LK_ERR_STATE, "this backend cannot reload");
+    t0 = lk__now_ns();
+    pthread_mutex_lock(&srv->reload_lock);
+    rc = srv->be.reload(srv->be.ctx, err);
+    pthread_mutex_unlock(&srv->reload_lock);
+    if (rc == LK_OK)
+        log_line(srv, "reload done in %.1fms", ms_between(t0, lk__now_ns()));
+    else
+        log_line(srv, "reload failed: %s: %s", lk_status_str(rc), err ? err->msg : "");
+    return rc;
+}
+
+int lk_server_run(struct lk_server *srv, struct lk_err *err)
+{
+    sigset_t set;
+    if (!srv)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "server is NULL");
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0)
+        return lk_err_set(err, LK_ERR_INTERNAL, "pthread_sigmask failed");
+    while (!atomic_load(&srv->stop_requested)) {
+        struct timespec tick = {0, 100 * 1000000L};   /* also polls the request flags */
+        int sig = sigtimedwait(&set, NULL, &tick);
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_line(srv, "%s received, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            atomic_store(&srv->stop_requested, 1);
+            break;
+        }
+        if (sig == SIGHUP) {
+            log_line(srv, "SIGHUP received, reloading");
+            atomic_store(&srv->reload_requested, 1);
+        }
+        if (sig < 0 && errno != EAGAIN && errno != EINTR)
+            return lk_err_set(err, LK_ERR_INTERNAL, "sigtimedwait: %s", strerror(errno));
+        if (atomic_exchange(&srv->reload_requested, 0)) {
+            struct lk_err e = {0};
+            (void)lk_server_reload(srv, &e);    /* logged; the old generation keeps serving */
+        }
+    }
+    return LK_OK;
+}
