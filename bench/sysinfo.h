@@ -1,0 +1,46 @@
+/*
+ * bench/sysinfo.h — the facts every benchmark record carries, so a number can
+ * be traced to the machine, compiler, flags, SIMD path and revision that
+ * produced it (GUIDE: "Performance claims ... with the CPU, compiler flags
+ * and SIMD path").
+ *
+ * Compiler, flags and build type come from meson as -D defines
+ * (bench/meson.build); the git revision from vcs_tag at build time; the CPU
+ * from /proc/cpuinfo; the SIMD path from lk_simd_path(); load from
+ * /proc/loadavg (the bench machine is shared, so record how busy it was).
+ */
+#ifndef LK_BENCH_SYSINFO_H
+#define LK_BENCH_SYSINFO_H
+
+#include <stdio.h>
+
+struct bench_sysinfo {
+    char cpu[128];          /* "model name" of the first processor */
+    int cores;              /* online CPUs */
+    char compiler[64];      /* e.g. "gcc 12.2.0" */
+    char cflags[256];       /* optimisation and user flags of our code */
+    char cxxflags[256];     /* flags of the hnswlib wrapper */
+    char buildtype[32];
+    char simd[32];          /* our dispatch: lk_simd_path() */
+    char git_rev[64];       /* git describe --always --dirty at build time */
+    char date[32];          /* ISO 8601 UTC, at start of run */
+    char host[64];
+    double load1;           /* 1-minute load average at start of run */
+};
+
+/* Fill `si` (never fails: unknown fields become "unknown"). */
+void bench_sysinfo_get(struct bench_sysinfo *si);
+
+/* 1-minute load average now (-1 if unreadable). */
+double bench_loadavg(void);
+
+/* Human-readable block, one "key: value" per line. */
+void bench_sysinfo_print(const struct bench_sysinfo *si, FILE *f);
+
+/* The fields as JSON members without braces: "cpu":"...","cores":2,... */
+void bench_sysinfo_json(const struct bench_sysinfo *si, FILE *f);
+
+/* Write s as a JSON string literal (with quotes and escapes). */
+void bench_json_str(FILE *f, const char *s);
+
+#endif

@@ -1,0 +1,341 @@
+/*
+ * index/hnsw_search.c — K-NN-SEARCH (Algorithm 5) and SEARCH-LAYER
+ * (Algorithm 2) of Malkov & Yashunin 2018, with filtered traversal, and
+ * lk_index_search, the single entry point for both index kinds.
+ *
+ * Hot-path decisions:
+ *  - One node block holds a node's level-0 links and its vector; expanding a
+ *    candidate first collects its not-yet-visited neighbours (visited table
+ *    reset by a 16-bit epoch, cleared only every 65535 searches), issues a
+ *    prefetch for each neighbour's vector, then computes the distances, so
+ *    the memory latency of the second neighbour overlaps the arithmetic of
+ *    the first.
+ *  - Candidate set and result set are binary heaps in the pooled search
+ *    context: no allocation per query.
+ *  - Readers take no locks (see pindex.h): link counts are loaded with
+ *    acquire, ids with relaxed atomics, and ids >= the slot count observed
+ *    at the start of the search are ignored.
+ *
+ * Filtered search (the allow-list: bitmap over slots and/or a predicate on
+ * the external id): the filter applies DURING traversal.  Nodes that are
+ * not allowed — and tombstones and nodes still being inserted — are
+ * expanded like any other (so the graph stays navigable) but never enter the
+ * result set W; the stop test of Algorithm 2 uses the furthest ALLOWED
+ * result, so the search runs until ef allowed items are found.  When the
+ * allowed set is known to be small (bitmap count or caller estimate below
+ * LK_FILTER_EXACT_SELECTIVITY of the live count, or below
+ * LK_FILTER_EXACT_MIN_COUNT_PER_K * k) an exact scan of the allowed items is
+ * both cheaper and exact, so we do that instead.  If a graph search ends
+ * with fewer than k allowed hits, an exact scan completes it: a query for k
+ * gets k results whenever k live allowed items exist.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pindex.h"
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const struct lk__cand *x = a, *y = b;
+    if (x->d < y->d)
+        return -1;
+    if (x->d > y->d)
+        return 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+void lk__cand_sort(struct lk__cand *a, size_t n)
+{
+    qsort(a, n, sizeof *a, cand_cmp);
+}
+
+static inline int filter_pass(const struct lk_index *ix, char *n, uint32_t id, const struct lk__filter *f)
+{
+    if (lk__load_flags(n) & (LK__NODE_DELETED | LK__NODE_PENDING))
+        return 0;
+    if (f) {
+        if (f->bm && (id >= f->bm->nbits || !((f->bm->words[id >> 6] >> (id & 63)) & 1u)))
+            return 0;
+        if (f->fn && !f->fn(*lk__extid(ix, n), f->user))
+            return 0;
+    }
+    return 1;
+}
+
+/* Candidate heap growth: filtered traversal admits nodes that never enter
+ * the result set, so the candidate heap is not bounded by ef.  Grows by
+ * doubling (kept in the pooled context, so amortised across queries).
+ * Returns 0 if no room (allocation failure: the candidate is dropped). */
+static __attribute__((noinline)) int grow_cand(struct lk__sctx *c)
+{
+    size_t cap = c->cand_cap * 2 + 64;
+    struct lk__cand *n = realloc(c->cand, cap * sizeof *n);
+    if (!n)
+        return 0;
+    c->cand = n;
+    c->cand_cap = cap;
+    return 1;
+}
+
+static inline uint16_t next_epoch(struct lk__sctx *c)
+{
+    if (++c->epoch == 0) {
+        memset(c->vis, 0, (size_t)c->vis_cap * sizeof *c->vis);
+        c->epoch = 1;
+    }
+    return c->epoch;
+}
+
+/* Greedy descent (Algorithm 5 lines 4-6 with ef = 1): from `ep` at level
+ * `top` down to level `stop`+1, move to the closest neighbour until no
+ * neighbour is closer. */
+struct lk__cand lk__greedy(const struct lk_index *ix, const struct lk__ctab *t, const float *q,
+                           uint32_t nslots, struct lk__cand ep, unsigned top, unsigned stop)
+{
+    for (unsigned lc = top; lc > stop; lc--) {
+        int changed = 1;
+        while (changed) {
+            changed = 0;
+            uint32_t *cntp;
+            uint32_t *links = lk__links_t(ix, t, ep.id, lc, &cntp);
+            uint32_t cnt = lk__load_count(cntp);
+            if (cnt > ix->max_m)
+                cnt = ix->max_m;
+            for (uint32_t i = 0; i < cnt; i++) {
+                uint32_t nb = lk__load_link(links + i);
+                if (nb >= nslots)
+                    continue;
+                char *nn = lk__node_t(ix, t, nb);
+                if (*lk__level(nn) < lc) /* stale during concurrent level change: skip */
+                    continue;
+                float d = lk__to_distance(ix, ix->dist(q, lk__vec(ix, nn), ix->p.dim));
+                if (d < ep.d) {
+                    ep.d = d;
+                    ep.id = nb;
+                    changed = 1;
+                }
+            }
+        }
+    }
+    return ep;
+}
+
+/* SEARCH-LAYER (Algorithm 2).  `filtered` is a compile-time constant at
+ * each call site: 0 = every node is a result (construction), 1 = results
+ * must pass filter_pass.  Entry points eps[] are visited first.  Returns
+ * the number of results left in the max-heap c->res. */
+static inline __attribute__((always_inline)) size_t
+search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk__sctx *c, const float *q,
+                  uint32_t nslots, const struct lk__cand *eps, size_t n_eps, size_t ef, unsigned level,
+                  uint32_t self, const int filtered, const struct lk__filter *f)
+{
+    uint16_t epoch = next_epoch(c);
+    uint16_t *vis = c->vis;
+    struct lk__cand *cand = c->cand, *res = c->res;
+    size_t nc = 0, nr = 0;
+    const uint32_t cap = level ? ix->max_m : ix->max_m0;
+    const size_t dim = ix->p.dim;
+    const lk_distance_fn dist = ix->dist;
+    float worst = INFINITY;
+
+    for (size_t i = 0; i < n_eps; i++) {
+        uint32_t id = eps[i].id;
+        if (vis[id] == epoch)
+            continue;
+        vis[id] = epoch;
+        if (LK__UNLIKELY(nc + 1 >= c->cand_cap)) {
+            if (!grow_cand(c))
+                continue;
+            cand = c->cand;
+        }
+        lk__minheap_push(cand, &nc, eps[i]);
+        if (id != self && (!filtered || filter_pass(ix, lk__node_t(ix, t, id), id, f))) {
+            lk__maxheap_push(res, &nr, eps[i]);
+            if (nr > ef)
+                lk__maxheap_pop(res, &nr);
+        }
+    }
+    if (nr >= ef)
+        worst = res[0].d;
+
+    uint32_t *buf = c->buf;
+    while (nc) {
+        struct lk__cand cur = lk__minheap_pop(cand, &nc);
+        if (cur.d > worst)
+            break; /* Algorithm 2 line 7: nearest candidate is worse than the furthest result */
+        uint32_t *cntp;
+        uint32_t *links = lk__links_t(ix, t, cur.id, level, &cntp);
+        uint32_t cnt = lk__load_count(cntp);
+        if (LK__UNLIKELY(cnt > cap))
+            cnt = cap;
+        uint32_t m = 0;
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint32_t nb = lk__load_link(links + i);
+            if (LK__UNLIKELY(nb >= nslots) || vis[nb] == epoch)
+                continue;
+            vis[nb] = epoch;
+            buf[m++] = nb;
+            /* Prefetch the neighbour's vector now; it is consumed below
+             * after the other neighbours' ids have been checked. */
+            __builtin_prefetch(lk__vec(ix, lk__node_t(ix, t, nb)), 0, 3);
+        }
+        for (uint32_t j = 0; j < m; j++) {
+            uint32_t nb = buf[j];
+            char *nn = lk__node_t(ix, t, nb);
+            if (j + 1 < m) {
+                /* second cache line of the next vector (the first was
+                 * prefetched above; the hardware prefetcher follows). */
+                __builtin_prefetch((char *)lk__vec(ix, lk__node_t(ix, t, buf[j + 1])) + 64, 0, 3);
+            }
+            float d = lk__to_distance(ix, dist(q, lk__vec(ix, nn), dim));
+            if (nr < ef || d < worst) {
+                struct lk__cand x = {d, nb};
+                if (LK__UNLIKELY(nc + 1 >= c->cand_cap)) {
+                    if (!grow_cand(c))
+                        continue;
+                    cand = c->cand;
+                }
+                lk__minheap_push(cand, &nc, x);
+                if (nb != self && (!filtered || filter_pass(ix, nn, nb, f))) {
+                    if (nr < ef)
+                        lk__maxheap_push(res, &nr, x);
+                    else
+                        lk__maxheap_replace(res, nr, x);
+                    if (nr >= ef)
+                        worst = res[0].d;
+                }
+            }
+        }
+    }
+    return nr;
+}
+
+size_t lk__search_layer(const struct lk_index *ix, const struct lk__ctab *t, struct lk__sctx *c,
+                        const float *q, uint32_t nslots, const struct lk__cand *eps, size_t n_eps,
+                        size_t ef, unsigned level, uint32_t self)
+{
+    return search_layer_impl(ix, t, c, q, nslots, eps, n_eps, ef, level, self, 0, NULL);
+}
+
+static size_t search_layer_filtered(const struct lk_index *ix, const struct lk__ctab *t,
+                                    struct lk__sctx *c, const float *q, uint32_t nslots,
+                                    const struct lk__cand *eps, size_t ef, const struct lk__filter *f)
+{
+    return search_layer_impl(ix, t, c, q, nslots, eps, 1, ef, 0, LK__NONE, 1, f);
+}
+
+/* ==== lk_index_search ==== */
+
+static void to_hit(const struct lk_index *ix, const struct lk__ctab *t, struct lk__cand x,
+                   struct lk_hit *h)
+{
+    h->id = *lk__extid(ix, lk__node_t(ix, t, x.id));
+    h->distance = x.d;
+    h->similarity = ix->is_ip ? 1.0f - x.d : 1.0f - x.d * 0.5f;
+}
+
+int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
+                    const struct lk_search_opts *opts, struct lk_hit *out, size_t *n_out,
+                    struct lk_err *err)
+{
+    if (n_out)
+        *n_out = 0;
+    if (!ix || !query || !out || !n_out)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_index_search: NULL argument");
+    if (k == 0 || k > LK_SEARCH_K_MAX)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_index_search: k %zu outside [1, %u]", k,
+                          LK_SEARCH_K_MAX);
+    static const struct lk_search_opts defaults;
+    if (!opts)
+        opts = &defaults;
+    size_t ef = opts->ef_search ? opts->ef_search : ix->p.ef_search;
+    if (ef > LK_HNSW_EF_SEARCH_MAX)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_index_search: ef_search %zu above %u", ef,
+                          LK_HNSW_EF_SEARCH_MAX);
+    if (opts->allow && opts->allow->ix != ix)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_index_search: bitmap belongs to another index");
+    if (ef < k)
+        ef = k;
+
+    struct lk__sctx *c = lk__ctx_get(ix);
+    if (!c)
+        return lk_err_set(err, LK_ERR_NOMEM, "lk_index_search: out of memory");
+    /* Snapshot: slot count first, then the table (published before the
+     * count grows), then the entry point. */
+    uint32_t nslots = atomic_load_explicit(&((struct lk_index *)ix)->s.n_slots, memory_order_acquire);
+    const struct lk__ctab *t = lk__tab(ix);
+    uint64_t ep = atomic_load_explicit(&((struct lk_index *)ix)->s.ep, memory_order_acquire);
+    size_t heap = ef > k ? ef : k;
+    int rc = lk__ctx_prepare(c, nslots, heap + (size_t)ix->max_m0 + 1,
+                             (size_t)ix->max_m0 + ix->max_m + 2, ix->p.dim);
+    if (rc) {
+        lk__ctx_put(ix, c);
+        return lk_err_set(err, rc, "lk_index_search: out of memory");
+    }
+    const float *q = lk__prepare_vector(ix, query, c->qbuf, err, &rc);
+    if (!q) {
+        lk__ctx_put(ix, c);
+        return rc;
+    }
+
+    struct lk__filter filt = {opts->allow, opts->allow_fn, opts->allow_user};
+    const struct lk__filter *f = (filt.bm || filt.fn) ? &filt : NULL;
+    size_t live = atomic_load_explicit(&((struct lk_index *)ix)->s.n_live, memory_order_relaxed);
+    size_t deleted = atomic_load_explicit(&((struct lk_index *)ix)->s.n_deleted, memory_order_relaxed);
+
+    int exact = ix->p.kind == LK_INDEX_FLAT || (opts->flags & LK_SEARCH_FORCE_EXACT) || ep == LK__EP_NONE;
+    if (!exact && f && !(opts->flags & LK_SEARCH_FORCE_GRAPH)) {
+        int known = 0;
+        size_t allowed = SIZE_MAX;
+        if (filt.bm)
+            known = 1, allowed = filt.bm->count;
+        if (filt.fn && opts->allowed_estimate) {
+            known = 1;
+            if (opts->allowed_estimate < allowed)
+                allowed = opts->allowed_estimate;
+        }
+        if (known && (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
+                      (double)allowed < LK_FILTER_EXACT_SELECTIVITY * (double)live))
+            exact = 1;
+    }
+
+    struct lk__cand *res = c->res;
+    size_t n = 0;
+    if (!exact) {
+        struct lk__cand e = {0, (uint32_t)ep};
+        unsigned top = (unsigned)(ep >> 32);
+        e.d = lk__to_distance(ix, ix->dist(q, lk__vec(ix, lk__node_t(ix, t, e.id)), ix->p.dim));
+        e = lk__greedy(ix, t, q, nslots, e, top, 0);
+        /* Algorithm 5 line 7: SEARCH-LAYER(q, ep, ef, 0); results are only
+         * allowed, live nodes (filter_pass also rejects tombstones). */
+        n = search_layer_filtered(ix, t, c, q, nslots, &e, ef, f);
+        /* res is a max-heap; sort ascending */
+        if (ix->compressed) {
+            /* exact float32 re-ranking of all ef candidates */
+            for (size_t i = 0; i < n; i++)
+                res[i].d = lk__to_distance(ix, ix->dist_f32(q, lk__raw_t(ix, t, res[i].id), ix->p.dim));
+        }
+        lk__cand_sort(res, n);
+        if (n > k)
+            n = k;
+        if (n < k && (f || deleted || n < live))
+            exact = 1; /* complete with an exact scan (k live allowed results when they exist) */
+    }
+    if (exact)
+        n = lk__exact_scan(ix, c, q, k, f, res);
+
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct lk_hit h;
+        to_hit(ix, t, res[i], &h);
+        if ((opts->flags & LK_SEARCH_MIN_SIMILARITY) && !(h.similarity >= opts->min_similarity))
+            continue;
+        if ((opts->flags & LK_SEARCH_MAX_DISTANCE) && !(h.distance <= opts->max_distance))
+            continue;
+        out[w++] = h;
+    }
+    *n_out = w;
+    lk__ctx_put(ix, c);
+    return LK_OK;
+}

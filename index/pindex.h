@@ -1,0 +1,389 @@
+/*
+ * index/pindex.h — private state of the vector index shared by the files of
+ * index/ (lk__ symbols).  Never installed; tests may include it.
+ *
+ * Storage layout (the performance-critical decision).  Every slot (internal
+ * id, uint32) owns one fixed-size NODE BLOCK, as in hnswlib:
+ *
+ *     offset 0      uint32 count0          level-0 link count (atomic)
+ *            4      uint8  level           top level of this node
+ *            5      uint8  flags           LK__NODE_* (atomic)
+ *            6      uint8  lock            writer spinlock for this node's links
+ *            7      uint8  indeg           level-0 in-degree, saturating at 255 (atomic)
+ *            8      uint32 links0[2M]      level-0 neighbours (atomic elements)
+ *            8+8M   uint64 external id
+ *            16+8M  vector                 F32 / F16 / I8 encoding, vec_bytes
+ *
+ * so a level-0 hop touches one contiguous block: the neighbour list of the
+ * current node, then the vectors of its neighbours (prefetched).  Blocks live
+ * in CHUNKS of LK__CHUNK_SLOTS nodes that are never moved or freed before
+ * lk_index_free: growth appends a chunk and, when the chunk table is full,
+ * publishes a bigger copy of the table (old tables are retired, not freed),
+ * so a concurrent reader holding any table pointer stays valid.
+ *
+ * Upper levels (1..level) are a separate malloc'd block per node, pointed to
+ * from a chunked pointer array: level l at offset (l-1)*(M+1): uint32 count,
+ * then M uint32 links.  Only ~1/M of the nodes have one.
+ *
+ * With F16/I8 storage an exact float32 copy of every vector lives in a
+ * parallel chunked RAW array (4*dim bytes per slot) used for re-ranking and
+ * for building (neighbour selection distances are computed from float32).
+ *
+ * Concurrency: see lk_index.h.  Writers lock a node (spinlock byte) to change
+ * its links; readers take no locks: they load the count with acquire and the
+ * link ids with relaxed atomic loads.  A link id is only ever written after
+ * the target node's block (vector, level, external id, upper block) is fully
+ * initialised, and readers ignore ids >= the slot count they snapshotted at
+ * the start of the search, so every id a reader dereferences is backed by
+ * initialised memory.
+ */
+#ifndef LOOKALIKE_PINDEX_H
+#define LOOKALIKE_PINDEX_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lookalike/index.h"
+
+#define LK__NONE UINT32_MAX
+
+#define LK__CHUNK_SHIFT 12u
+#define LK__CHUNK_SLOTS (1u << LK__CHUNK_SHIFT)
+#define LK__CHUNK_MASK (LK__CHUNK_SLOTS - 1u)
+
+/* Node flags. */
+#define LK__NODE_DELETED 0x1u /* tombstone: traversed, never a result */
+#define LK__NODE_PENDING 0x2u /* being inserted: traversed, not yet a result */
+
+/* Defensive checks that should never fire (SQLite's ALWAYS/NEVER). */
+#define LK__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define LK__LIKELY(x) __builtin_expect(!!(x), 1)
+
+struct lk__ctab {             /* chunk table; published with release */
+    uint32_t cap;             /* entries */
+    char **node;              /* node chunks */
+    float **raw;              /* float32 copies (F16/I8 storage) or NULL entries */
+    uint32_t ***upper;        /* per-slot upper-level block pointers */
+};
+
+/* id -> slot hash map (open addressing, linear probing). */
+struct lk__map {
+    uint64_t *keys;
+    uint32_t *vals;           /* LK__NONE = empty, LK__MAP_TOMB = deleted */
+    size_t cap;               /* power of two */
+    size_t used;              /* live + tombstones */
+    size_t live;
+};
+#define LK__MAP_TOMB (UINT32_MAX - 1u)
+
+/* Heap element. */
+struct lk__cand {
+    float d;
+    uint32_t id;
+};
+
+/* Per-thread search/insert scratch, pooled inside the index. */
+struct lk__sctx {
+    uint16_t *vis;            /* visited epochs (hnswlib's VisitedList idea) */
+    uint32_t vis_cap;
+    uint16_t epoch;
+    struct lk__cand *cand;    /* min-heap of candidates (grows on demand) */
+    size_t cand_cap;
+    struct lk__cand *res;     /* max-heap of results */
+    size_t heap_cap;
+    uint32_t *buf;            /* unvisited neighbours of one node */
+    size_t buf_cap;
+    float *qbuf;              /* normalised query (COSINE) */
+    struct lk__cand *sel;     /* neighbour selection scratch */
+    size_t sel_cap;
+};
+
+/* Mutable storage state (swapped as a whole by compaction). */
+struct lk__store {
+    _Atomic(struct lk__ctab *) tab;
+    struct lk__ctab **retired; /* old tables, freed at lk_index_free */
+    size_t n_retired;
+    uint32_t n_chunks;         /* chunks allocated */
+    _Atomic uint32_t n_slots;  /* slots initialised and visible to readers */
+    _Atomic uint64_t ep;       /* entry point: (level << 32) | slot; LK__EP_NONE if empty */
+    _Atomic size_t n_live;
+    _Atomic size_t n_deleted;
+    uint32_t *free_slots;      /* tombstoned slots available for reuse */
+    size_t n_free, free_cap;
+    struct lk__map map;
+    uint64_t seq;              /* insertions so far (level RNG stream position) */
+    /* file mapping (LK_LOAD_MMAP) */
+    void *map_base;
+    size_t map_len;
+    void *raw_map_base;
+    size_t raw_map_len;
+    uint32_t mapped_chunks;    /* chunks [0, mapped_chunks) point into the mapping */
+};
+#define LK__EP_NONE UINT64_MAX
+
+struct lk_index {
+    struct lk_index_params p;
+    size_t vec_bytes;          /* encoded vector bytes */
+    size_t node_size;
+    size_t off_ext, off_vec;
+    uint32_t max_m, max_m0;    /* link caps above / at level 0 */
+    double ml;                 /* level multiplier 1/ln(M) */
+    bool is_ip;                /* IP or COSINE */
+    bool compressed;           /* F16 / I8: RAW copy exists */
+    lk_distance_fn dist;       /* query f32 x stored encoding */
+    lk_distance_fn dist_f32;   /* f32 x f32 (re-ranking, building) */
+
+    struct lk__store s;
+
+    pthread_mutex_t write_mu;  /* serialises mutators */
+    pthread_mutex_t ep_mu;     /* entry-point updates during insertion */
+    pthread_rwlock_t map_lock; /* id map: readers vs the writer */
+    pthread_mutex_t pool_mu;   /* search-context pool */
+    struct lk__sctx **pool;
+    size_t n_pool, pool_cap;
+};
+
+/* ---- node access (hot path; everything inline) ---- */
+
+static inline char *lk__node_t(const struct lk_index *ix, const struct lk__ctab *t, uint32_t id)
+{
+    return t->node[id >> LK__CHUNK_SHIFT] + (size_t)(id & LK__CHUNK_MASK) * ix->node_size;
+}
+static inline struct lk__ctab *lk__tab(const struct lk_index *ix)
+{
+    return atomic_load_explicit(&((struct lk_index *)ix)->s.tab, memory_order_acquire);
+}
+static inline char *lk__node(const struct lk_index *ix, uint32_t id)
+{
+    return lk__node_t(ix, lk__tab(ix), id);
+}
+static inline uint32_t *lk__count0(char *n) { return (uint32_t *)n; }
+static inline uint8_t *lk__level(char *n) { return (uint8_t *)n + 4; }
+static inline uint8_t *lk__flags(char *n) { return (uint8_t *)n + 5; }
+static inline uint8_t *lk__lockb(char *n) { return (uint8_t *)n + 6; }
+static inline uint8_t *lk__indeg(char *n) { return (uint8_t *)n + 7; }
+static inline uint32_t *lk__links0(char *n) { return (uint32_t *)(n + 8); }
+static inline uint64_t *lk__extid(const struct lk_index *ix, char *n) { return (uint64_t *)(n + ix->off_ext); }
+static inline void *lk__vec(const struct lk_index *ix, char *n) { return n + ix->off_vec; }
+
+static inline uint32_t lk__load_count(const uint32_t *c)
+{
+    return __atomic_load_n(c, __ATOMIC_ACQUIRE);
+}
+static inline uint32_t lk__load_link(const uint32_t *l)
+{
+    return __atomic_load_n(l, __ATOMIC_RELAXED);
+}
+static inline uint8_t lk__load_flags(char *n)
+{
+    return __atomic_load_n(lk__flags(n), __ATOMIC_ACQUIRE);
+}
+
+/* Upper block of `id` at `level` >= 1: count then max_m links; NULL if none. */
+static inline uint32_t *lk__upper_t(const struct lk_index *ix, const struct lk__ctab *t,
+                                    uint32_t id, unsigned level)
+{
+    uint32_t *b = __atomic_load_n(&t->upper[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK],
+                                  __ATOMIC_ACQUIRE);
+    return b ? b + (size_t)(level - 1) * (ix->max_m + 1) : NULL;
+}
+
+/* Links of `id` at `level`: *cnt pointer and link array. */
+static inline uint32_t *lk__links_t(const struct lk_index *ix, const struct lk__ctab *t, uint32_t id,
+                                    unsigned level, uint32_t **cnt)
+{
+    if (level == 0) {
+        char *n = lk__node_t(ix, t, id);
+        *cnt = lk__count0(n);
+        return lk__links0(n);
+    }
+    uint32_t *b = lk__upper_t(ix, t, id, level);
+    *cnt = b;
+    return b + 1;
+}
+
+/* Float32 copy of `id` (for F32 storage: the stored vector itself). */
+static inline const float *lk__raw_t(const struct lk_index *ix, const struct lk__ctab *t, uint32_t id)
+{
+    if (!ix->compressed)
+        return (const float *)lk__vec(ix, lk__node_t(ix, t, id));
+    return t->raw[id >> LK__CHUNK_SHIFT] + (size_t)(id & LK__CHUNK_MASK) * ix->p.dim;
+}
+
+static inline void lk__node_lock(char *n)
+{
+    uint8_t *l = lk__lockb(n);
+    while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(l, __ATOMIC_RELAXED))
+            __builtin_ia32_pause();
+    }
+}
+static inline void lk__node_unlock(char *n)
+{
+    __atomic_store_n(lk__lockb(n), 0, __ATOMIC_RELEASE);
+}
+
+/* internal distance: smaller is closer */
+static inline float lk__to_distance(const struct lk_index *ix, float kernel_value)
+{
+    return ix->is_ip ? 1.0f - kernel_value : kernel_value;
+}
+
+/* ---- hnsw.c: storage, map, pool ---- */
+int lk__index_init(struct lk_index *ix, const struct lk_index_params *p, struct lk_err *err);
+int lk__validate_params(const struct lk_index_params *p, struct lk_err *err);
+int lk__store_grow(struct lk_index *ix, uint32_t need_slots);
+void lk__store_release(struct lk_index *ix);
+int lk__map_put(struct lk__map *m, uint64_t key, uint32_t val);
+uint32_t lk__map_get(const struct lk__map *m, uint64_t key);
+void lk__map_del(struct lk__map *m, uint64_t key);
+void lk__map_free(struct lk__map *m);
+struct lk__sctx *lk__ctx_get(const struct lk_index *ix);
+void lk__ctx_put(const struct lk_index *ix, struct lk__sctx *c);
+void lk__ctx_free(struct lk__sctx *c);
+int lk__ctx_prepare(struct lk__sctx *c, uint32_t n_slots, size_t heap, size_t buf, size_t dim);
+int lk__check_vector(const float *v, size_t dim, struct lk_err *err);
+/* Prepare the stored/encoded form of `v` (COSINE: normalise into tmp). */
+const float *lk__prepare_vector(const struct lk_index *ix, const float *v, float *tmp,
+                                struct lk_err *err, int *rc);
+uint32_t lk__random_level(const struct lk_index *ix, uint64_t seq);
+
+/* ---- hnsw_insert.c ---- */
+/* Link slot `id` (already written: vector, level, ext id; flags PENDING)
+ * into the graph (Algorithm 1).  Thread-safe against other lk__insert_link
+ * calls and readers. */
+int lk__insert_link(struct lk_index *ix, struct lk__sctx *c, uint32_t id);
+/* Allocate (reuse or append) a slot for ext id `id` with vector `v` (already
+ * prepared) and write it; flags = PENDING.  Caller holds write_mu. */
+int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t seq, uint32_t *slot,
+                   struct lk_err *err);
+/* Mark inserted: map put + clear PENDING.  Caller serialises map writes. */
+int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *err);
+
+/* ---- hnsw_search.c ---- */
+/* SEARCH-LAYER (Algorithm 2) used by insertion: ef nearest to q at `level`
+ * starting from the candidates in c->res[0..*n) (in: entry points; out:
+ * result max-heap of up to ef).  Skips `self`. */
+size_t lk__search_layer(const struct lk_index *ix, const struct lk__ctab *t, struct lk__sctx *c,
+                        const float *q, uint32_t nslots, const struct lk__cand *eps, size_t n_eps,
+                        size_t ef, unsigned level, uint32_t self);
+/* Greedy descent (ef = 1) from `ep` through levels top..stop+1. */
+struct lk__cand lk__greedy(const struct lk_index *ix, const struct lk__ctab *t, const float *q,
+                           uint32_t nslots, struct lk__cand ep, unsigned top, unsigned stop);
+
+/* ==== Binary heaps of (distance, slot) ====
+ * Plain arrays owned by the search context (no allocation per query).
+ * Min-heap: candidates to expand (nearest on top).  Max-heap: the current
+ * ef best results (furthest on top, so the admission test and the eviction
+ * are O(1) / O(log ef)). */
+static inline void lk__minheap_push(struct lk__cand *h, size_t *n, struct lk__cand x)
+{
+    size_t i = (*n)++;
+    while (i) {
+        size_t p = (i - 1) >> 1;
+        if (h[p].d <= x.d)
+            break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+static inline struct lk__cand lk__minheap_pop(struct lk__cand *h, size_t *n)
+{
+    struct lk__cand top = h[0], x = h[--(*n)];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= m)
+            break;
+        if (l + 1 < m && h[l + 1].d < h[l].d)
+            l++;
+        if (x.d <= h[l].d)
+            break;
+        h[i] = h[l];
+        i = l;
+    }
+    if (m)
+        h[i] = x;
+    return top;
+}
+static inline void lk__maxheap_push(struct lk__cand *h, size_t *n, struct lk__cand x)
+{
+    size_t i = (*n)++;
+    while (i) {
+        size_t p = (i - 1) >> 1;
+        if (h[p].d >= x.d)
+            break;
+        h[i] = h[p];
+        i = p;
+    }
+    h[i] = x;
+}
+static inline struct lk__cand lk__maxheap_pop(struct lk__cand *h, size_t *n)
+{
+    struct lk__cand top = h[0], x = h[--(*n)];
+    size_t i = 0, m = *n;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= m)
+            break;
+        if (l + 1 < m && h[l + 1].d > h[l].d)
+            l++;
+        if (x.d >= h[l].d)
+            break;
+        h[i] = h[l];
+        i = l;
+    }
+    if (m)
+        h[i] = x;
+    return top;
+}
+/* Replace the top (furthest) of a non-empty max-heap by x and sift down. */
+static inline void lk__maxheap_replace(struct lk__cand *h, size_t n, struct lk__cand x)
+{
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1;
+        if (l >= n)
+            break;
+        if (l + 1 < n && h[l + 1].d > h[l].d)
+            l++;
+        if (x.d >= h[l].d)
+            break;
+        h[i] = h[l];
+        i = l;
+    }
+    h[i] = x;
+}
+void lk__cand_sort(struct lk__cand *a, size_t n);
+
+/* ---- flat.c ---- */
+/* Exact scan over slots (optionally only the set bits of `allow`) keeping
+ * the k best allowed live hits; results sorted ascending into out. */
+struct lk__filter;
+size_t lk__exact_scan(const struct lk_index *ix, struct lk__sctx *c, const float *q, size_t k,
+                      const struct lk__filter *f, struct lk__cand *out);
+
+struct lk_bitmap {
+    const struct lk_index *ix;
+    uint32_t nbits;
+    size_t count;
+    uint64_t *words;
+};
+
+struct lk__filter {
+    const struct lk_bitmap *bm;
+    lk_filter_fn fn;
+    void *user;
+};
+
+/* crc32c.c */
+uint32_t lk__crc32c(uint32_t crc, const void *buf, size_t len);
+
+/* distance.c */
+void lk__encode(const struct lk_index *ix, const float *v, void *out);
+
+#endif /* LOOKALIKE_PINDEX_H */
