@@ -198,7 +198,8 @@ static int content_checksum(const char *dir, int do_fsync, char out[41], uint64_
     struct lk__buf b = {0};
     int rc = walk_dir(dir, "", &w, do_fsync, err);
     if (!rc) {
-        qsort(w.names, w.n, sizeof *w.names, cmp_name);
+        if (w.n)
+            qsort(w.names, w.n, sizeof *w.names, cmp_name);
         for (size_t i = 0; i < w.n && !rc; i++) {
             char full[PATH_MAX], h[41], line[PATH_MAX + 80];
             uint64_t size;
