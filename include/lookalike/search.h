@@ -393,7 +393,8 @@ int lk_index_build(const struct lk_build_opts *opts, struct lk_build_report *rep
 
 /*
  * Incremental update without a full rebuild: import opts->catalog_path (if
- * any; NULL when only removals were made), remove the products named in
+ * any; NULL when only removals were made; opts->images_dir NULL = the
+ * directory of the current generation), remove the products named in
  * remove_skus, then start from the current generation's index and params:
  * embed only images that are new or changed, drop vectors of deleted images,
  * keep the calibrated bands, and commit a new generation.

@@ -22,9 +22,11 @@
  * Images are checked without decoding: the path must stay inside the images
  * directory (no "..", not absolute, and realpath() must not leave it through
  * a symlink), the file must be a readable regular file, and its magic bytes
- * and header must be PNG (IHDR) or JPEG (SOFn) with sane dimensions.  The
+ * and header must be PNG (IHDR) or JPEG (SOFn) with sane dimensions (other
+ * formats are named via the image module's lk_image_sniff).  The
  * file's SHA-1 is stored so unchanged images keep their vectors and exact
- * duplicate photos can be reported.  Full decoding is the index build's job.
+ * duplicate photos can be reported.  Full decoding is the index build's job,
+ * or the importer's with opts.decode_images (lk_image_decode per image).
  */
 #include <cjson/cJSON.h>
 #include <csv.h>
@@ -42,6 +44,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "lookalike/image.h"
 #include "pcatalog.h"
 
 #define MAX_RECORD_BYTES (1u << 20)  /* one CSV record / JSON line; bounds memory on hostile input */
@@ -307,30 +310,11 @@ static int sniff_jpeg(const uint8_t *d, size_t n, uint32_t *w, uint32_t *h)
     return -1;
 }
 
-static const char *other_format(const uint8_t *d, size_t n)
-{
-    if (n >= 4 && !memcmp(d, "GIF8", 4))
-        return "GIF";
-    if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4))
-        return "WebP";
-    if (n >= 2 && !memcmp(d, "BM", 2))
-        return "BMP";
-    if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4)))
-        return "TIFF";
-    if (n >= 12 && !memcmp(d + 4, "ftyp", 4))
-        return "HEIF/AVIF";
-    for (size_t i = 0; i < n && i < 256; i++)
-        if (d[i] == '<')
-            return (n - i >= 4 && (!memcmp(d + i, "<svg", 4) || !memcmp(d + i, "<?xm", 4)))
-                       ? "SVG"
-                       : "text";
-    return NULL;
-}
-
 /* Open `rel` inside the images directory, refusing any path that resolves
  * outside it (.., absolute, or a symlink leading out).  openat2 with
  * RESOLVE_BENEATH lets the kernel enforce this without a race and costs one
- * syscall; on kernels before 5.6 we fall back to realpath() + prefix check.
+ * syscall; on kernels before 5.6 (and for absolute symlinks, which
+ * RESOLVE_BENEATH always refuses) we fall back to realpath() + prefix check.
  * Returns an fd, or -(reason) with `why` filled. */
 static int open_beneath(struct importer *im, const char *rel, char *why, size_t whyn)
 {
@@ -339,15 +323,15 @@ static int open_beneath(struct importer *im, const char *rel, char *why, size_t 
         long fd = syscall(SYS_openat2, im->images_fd, rel, &how, sizeof how);
         if (fd >= 0)
             return (int)fd;
-        if (errno == EXDEV) {
-            snprintf(why, whyn, "image %.80s resolves outside the images directory", rel);
-            return -LK_IMPORT_IMAGE_PATH;
-        }
-        if (errno != ENOSYS && errno != EPERM) {
+        if (errno == ENOSYS || errno == EPERM) {
+            im->no_openat2 = 1;
+        } else if (errno != EXDEV) {
             snprintf(why, whyn, "image %.80s: %s", rel, strerror(errno));
             return -LK_IMPORT_IMAGE_MISSING;
         }
-        im->no_openat2 = 1;
+        /* EXDEV: the path leaves the directory — or is an ABSOLUTE symlink,
+         * which RESOLVE_BENEATH refuses even when it points back inside.
+         * Let the realpath check below decide. */
     }
     char full[PATH_MAX + LK_IMAGE_PATH_MAX + 2], real[PATH_MAX];
     snprintf(full, sizeof full, "%s/%s", im->images_real, rel);
@@ -438,15 +422,26 @@ static int check_image(struct importer *im, const char *rel, struct img_rec *out
             reason = LK_IMPORT_IMAGE_FORMAT;
         }
     } else {
-        const char *o = other_format(d, n);
-        snprintf(why, whyn, "image %.80s: unsupported format%s%s%s (PNG and JPEG are supported)",
-                 rel, o ? " (" : "", o ? o : "", o ? ")" : "");
+        enum lk_image_format f = lk_image_sniff(d, n);
+        snprintf(why, whyn, "image %.80s: unsupported format (%s); PNG and JPEG are supported", rel,
+                 f == LK_FORMAT_UNKNOWN ? "unrecognised" : lk_image_format_name(f));
         reason = LK_IMPORT_IMAGE_FORMAT;
     }
     if (reason < 0 && (w == 0 || h == 0 || w > MAX_IMAGE_SIDE || h > MAX_IMAGE_SIDE ||
                        (uint64_t)w * h > MAX_IMAGE_PIXELS)) {
         snprintf(why, whyn, "image %.80s: dimensions %ux%u out of range", rel, w, h);
         reason = LK_IMPORT_IMAGE_FORMAT;
+    }
+    if (reason < 0 && im->o.decode_images) {
+        /* Full decode through the image module: catches corrupt or truncated
+         * streams behind a valid header, at the cost of one decode. */
+        struct lk_image img = {0};
+        struct lk_err e = {0};
+        if (lk_image_decode(d, n, NULL, &img, NULL, &e) != LK_OK) {
+            snprintf(why, whyn, "image %.80s: %.60s", rel, e.msg);
+            reason = LK_IMPORT_IMAGE_FORMAT;
+        }
+        lk_image_free(&img);
     }
     if (reason < 0) {
         out->w = w;
@@ -697,7 +692,7 @@ static void process_row(struct importer *im, const struct raw_row *r)
             im->p = np;
             im->capp = nc;
         }
-        size_t slot;
+        size_t slot = 0; /* set by find_pend: the SKU is new and the table non-empty */
         find_pend(im, sku, &slot);
         p = &im->p[im->np];
         memset(p, 0, sizeof *p);
@@ -1054,10 +1049,15 @@ static int json_to_str(const cJSON *v, int list_ok, char **out)
 
 static void import_jsonl_line(struct importer *im, const char *s, size_t len, uint64_t line)
 {
-    cJSON *o = cJSON_ParseWithLength(s, len);
-    if (!o || !cJSON_IsObject(o)) {
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(s, len, &end, 0);
+    /* cJSON stops after the first value; anything but blanks after it
+     * ("{...} {...}" or trailing junk) makes the line invalid. */
+    int trailing = o && end && !blank_line(end, len - (size_t)(end - s));
+    if (!o || !cJSON_IsObject(o) || trailing) {
         im->rep->rows_read++;
-        add_issue(im, line, LK_IMPORT_SYNTAX, o ? "line is not a JSON object" : "invalid JSON");
+        add_issue(im, line, LK_IMPORT_SYNTAX,
+                  !o ? "invalid JSON" : trailing ? "text after the JSON object" : "line is not a JSON object");
         cJSON_Delete(o);
         return;
     }

@@ -508,7 +508,14 @@ int lk_catalog_open(const char *data_dir, const struct lk_catalog_opts *opts,
     pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
     pthread_mutex_init(&cat->db_mu, &ma);
     pthread_mutexattr_destroy(&ma);
-    pthread_rwlock_init(&cat->snap_lock, NULL);
+    /* glibc's default rwlock prefers readers: with search threads building
+     * allow-lists back to back, a PATCH could wait for seconds.  Prefer the
+     * writer (it holds the lock for a few stores); readers never nest. */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&cat->snap_lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
     cat->data_dir = strdup(data_dir);
 
     size_t plen = strlen(data_dir) + sizeof "/catalog.sqlite";

@@ -622,8 +622,6 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
 static void drop_stale(struct run *r)
 {
     int64_t max_id = r->l.n ? r->l.v[r->l.n - 1].id : 0;
-    struct lk_index_stats st;
-    lk_index_stats(r->idx, &st);
     for (int64_t id = 1; id <= max_id; id++)
         if (find_img(&r->l, id) < 0 && lk_index_contains(r->idx, (uint64_t)id))
             lk_index_remove(r->idx, (uint64_t)id, NULL);
@@ -832,27 +830,33 @@ int lk_index_build(const struct lk_build_opts *o, struct lk_build_report *rep, s
     return rc;
 }
 
-int lk_index_update(const struct lk_build_opts *o, const char *const *remove_skus, size_t n_remove,
+int lk_index_update(const struct lk_build_opts *opts, const char *const *remove_skus, size_t n_remove,
                     struct lk_build_report *rep, struct lk_err *err)
 {
-    if (!rep || !o || !o->data_dir)
+    if (!rep || !opts || !opts->data_dir)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "options and report required");
     double t0 = now_s();
     /* The current generation: index, params and calibration are kept. */
     struct lk_generation cur;
-    int rc = lk_generation_current(o->data_dir, &cur, err);
+    int rc = lk_generation_current(opts->data_dir, &cur, err);
     if (rc == LK_ERR_NOT_FOUND)
         return lk_err_set(err, LK_ERR_NOT_FOUND, "no index generation yet: run `lookalike index build` first");
     if (rc != LK_OK)
         return rc;
     char dir[4200], path[4300];
-    snprintf(dir, sizeof dir, cur.dir[0] == '/' ? "%s" : "%s/%s", cur.dir[0] == '/' ? cur.dir : o->data_dir,
-             cur.dir);
-    struct run r;
-    rc = run_begin(&r, o, rep, remove_skus, n_remove, err);
+    if (cur.dir[0] == '/')
+        snprintf(dir, sizeof dir, "%s", cur.dir);
+    else
+        snprintf(dir, sizeof dir, "%s/%s", opts->data_dir, cur.dir);
     struct lk__meta old;
-    if (rc == LK_OK)
-        rc = lk__meta_read(dir, &old, err);
+    rc = lk__meta_read(dir, &old, err);
+    if (rc != LK_OK)
+        return rc;
+    struct lk_build_opts o = *opts;
+    if (!o.images_dir)
+        o.images_dir = old.images_dir;  /* where the last build found them */
+    struct run r;
+    rc = run_begin(&r, &o, rep, remove_skus, n_remove, err);
     if (rc == LK_OK) {
         snprintf(path, sizeof path, "%s/%s", dir, LK__GEN_PARAMS);
         rc = lk_embed_params_load(path, &r.params, err);

@@ -141,6 +141,14 @@ Test(filter, each_business_filter)
     f.currency = "EUR"; /* no bound: currency alone does not filter */
     cr_assert_eq(run(&f, &a), B(1) | B(2) | B(3) | B(5) | B(8) | B(9));
 
+    /* predicate form for the index's allow_fn */
+    lk_filter_default(&f);
+    run(&f, &a);
+    cr_assert(lk_allow_pred(1, &a));
+    cr_assert_not(lk_allow_pred(4, &a));
+    cr_assert_not(lk_allow_pred(0, &a));
+    cr_assert_not(lk_allow_pred(1000000, &a), "ids beyond the bitmap are not allowed");
+
     lk_allow_free(&a);
     lk_allow_free(NULL);
 }

@@ -32,6 +32,12 @@ static void setup(void)
     cr_assert_eq(symlink(target, link), 0);
     free(link);
     free(target);
+    /* an absolute symlink that stays inside the images dir is fine */
+    link = tu_path(images, "inlink.png");
+    target = tu_path(images, "sub/d.png");
+    cr_assert_eq(symlink(target, link), 0);
+    free(link);
+    free(target);
     struct lk_err e = {0};
     cr_assert_eq(lk_catalog_open(data, NULL, &cat, &e), LK_OK, "%s", e.msg);
 }
@@ -83,7 +89,7 @@ Test(import, good_rows_with_attributes_and_images)
         "sku,title,category,price,currency,stock,regions,flags,image,margin_tier,colour,Brand\n"
         "SOFA-1,Beige sofa,Home/Furniture/Sofas,499.99,EUR,3,us|ca,,a.png|sub/d.png,2,beige,Acme\n"
         "MUG-1,Mug,home/kitchen,7,,0,,age_restricted|retired,c.jpg,,,\n"
-        "HAT-1,Hat,clothes/hats,12.5,usd,40,EU,restricted,b.png,0,red,\n";
+        "HAT-1,Hat,clothes/hats,12.5,usd,40,EU,restricted,b.png|inlink.png,0,red,\n";
     struct lk_import_report r;
     struct lk_err e = {0};
     cr_assert_eq(run_import("good.csv", csv, 0, &r, &e), LK_OK, "%s", e.msg);
@@ -91,7 +97,7 @@ Test(import, good_rows_with_attributes_and_images)
     cr_assert_eq(r.rows_imported, 3);
     cr_assert_eq(r.rows_skipped, 0, "%s", r.n_issues ? r.issues[0].msg : "");
     cr_assert_eq(r.products_imported, 3);
-    cr_assert_eq(r.images_imported, 4);
+    cr_assert_eq(r.images_imported, 5);
     cr_assert(r.committed);
     lk_import_report_free(&r);
     lk_import_report_free(NULL);
@@ -405,13 +411,14 @@ Test(import, jsonl_good_and_bad_lines)
         "{\"sku\":\"J-7\",\"price\":\"1\",\"stock\":1,\"images\":[\"../x.png\"]}\n"     /* 9 */
         "{\"price\":\"1\",\"stock\":1}\n"                                               /* 10 */
         "{\"sku\":\"J-8\",\"price\":-1,\"stock\":1}\n"                                  /* 11 */
-        "{\"sku\":\"J-9\",\"price\":\"3\",\"stock\":\"7\",\"regions\":\"CA|MX\"}\n";    /* 12 */
+        "{\"sku\":\"J-9\",\"price\":\"3\",\"stock\":\"7\",\"regions\":\"CA|MX\"}\r\n"  /* 12 */
+        "{\"sku\":\"J-10\",\"price\":\"3\",\"stock\":1} {\"sku\":\"J-11\"}\n";     /* 13 */
     struct lk_import_report r;
     struct lk_err e = {0};
     cr_assert_eq(run_import("cat.jsonl", jl, 0, &r, &e), LK_OK, "%s", e.msg);
-    cr_assert_eq(r.rows_read, 11);
+    cr_assert_eq(r.rows_read, 12);
     cr_assert_eq(r.rows_imported, 3);
-    cr_assert_eq(r.n_issues, 8);
+    cr_assert_eq(r.n_issues, 9);
     expect_issue(&r, 0, 4, LK_IMPORT_BAD_PRICE);
     expect_issue(&r, 1, 5, LK_IMPORT_BAD_STOCK);
     expect_issue(&r, 2, 6, LK_IMPORT_SYNTAX);
@@ -420,6 +427,7 @@ Test(import, jsonl_good_and_bad_lines)
     expect_issue(&r, 5, 9, LK_IMPORT_IMAGE_PATH);
     expect_issue(&r, 6, 10, LK_IMPORT_MISSING_SKU);
     expect_issue(&r, 7, 11, LK_IMPORT_BAD_PRICE);
+    expect_issue(&r, 8, 13, LK_IMPORT_SYNTAX);
     lk_import_report_free(&r);
     struct lk_product p;
     cr_assert_eq(lk_catalog_get_product(cat, "J-1", &p, &e), LK_OK);
@@ -511,4 +519,119 @@ Test(import, hundred_thousand_rows_with_tiny_images, .timeout = 240)
         want += (i % 5) > 0 && (i % 97) != 0;
     cr_assert_eq(a.count, want);
     lk_allow_free(&a);
+}
+
+Test(import, demo_catalog_script_output_imports_cleanly, .timeout = 120)
+{
+    /* End-to-end check of scripts/make-demo-catalog against the Debian
+     * package scripts/setup installs; skipped where it is not installed. */
+    const char *root = getenv("LK_SOURCE_ROOT");
+    const char *stamps = "/usr/share/tuxpaint/stamps";
+    struct stat sb;
+    if (!root || stat(stamps, &sb) != 0)
+        cr_skip("LK_SOURCE_ROOT unset or tuxpaint-stamps-default not installed");
+    char *out = tu_path(dir, "demo.csv");
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "'%s/scripts/make-demo-catalog' '%s' >/dev/null", root, out);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    struct lk_import_opts o;
+    lk_import_opts_default(&o);
+    o.images_dir = stamps;
+    o.strict = 1;
+    struct lk_import_report r;
+    struct lk_err e = {0};
+    cr_assert_eq(lk_catalog_import_file(cat, out, &o, &r, &e), LK_OK, "%s (first issue: line %llu %s)",
+                 e.msg, r.n_issues ? (unsigned long long)r.issues[0].line : 0ull,
+                 r.n_issues ? r.issues[0].msg : "");
+    cr_assert_gt(r.products_imported, 100);
+    cr_assert_gt(r.images_imported, r.products_imported);
+    lk_import_report_free(&r);
+    free(out);
+    struct lk_category_count *a;
+    size_t n;
+    cr_assert_eq(lk_catalog_categories(cat, &a, &n, &e), LK_OK);
+    int grocery = 0;
+    for (size_t i = 0; i < n; i++)
+        grocery |= !strcmp(a[i].path, "grocery/fruit") && a[i].products > 10;
+    cr_assert(grocery);
+    lk_category_counts_free(a, n);
+}
+
+Test(import, decode_option_rejects_truncated_images)
+{
+    /* A PNG cut after its header passes the header check but not a decode. */
+    char *src = tu_path(images, "b.png");
+    FILE *f = fopen(src, "rb");
+    cr_assert_not_null(f);
+    unsigned char buf[4096];
+    size_t n = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    free(src);
+    cr_assert_gt(n, 60);
+    tu_write(images, "cut.png", buf, 50);
+    tu_write_str(dir, "cut.csv", "sku,price,stock,image\nA,1,1,cut.png\nB,1,1,a.png\n");
+    char *p = tu_path(dir, "cut.csv");
+    struct lk_import_opts o;
+    lk_import_opts_default(&o);
+    o.images_dir = images;
+    struct lk_import_report r;
+    cr_assert_eq(lk_catalog_import_file(cat, p, &o, &r, NULL), LK_OK);
+    cr_assert_eq(r.rows_skipped, 0, "header-only check accepts it");
+    lk_import_report_free(&r);
+    o.decode_images = 1;
+    cr_assert_eq(lk_catalog_import_file(cat, p, &o, &r, NULL), LK_OK);
+    cr_assert_eq(r.rows_skipped, 1);
+    expect_issue(&r, 0, 2, LK_IMPORT_IMAGE_FORMAT);
+    lk_import_report_free(&r);
+    free(p);
+}
+
+Test(import, readme_examples_import_as_documented)
+{
+    /* The CSV and JSONL examples of README.md "Catalog import", verbatim. */
+    char *d1 = tu_path(images, "sofas"), *d2 = tu_path(images, "drinks");
+    cr_assert_eq(mkdir(d1, 0755), 0);
+    cr_assert_eq(mkdir(d2, 0755), 0);
+    free(d1);
+    free(d2);
+    tu_write_jpeg(images, "sofas/sofa1.jpg", 16, 16);
+    tu_write_jpeg(images, "sofas/sofa1-side.jpg", 16, 12);
+    tu_write_jpeg(images, "sofas/sofa1-back.jpg", 12, 16);
+    tu_write_png(images, "drinks/rioja.png", 10, 30, 5);
+    const char *csv =
+        "# my store, exported 2024-06-01\n"
+        "sku,title,category,price,currency,stock,regions,flags,image,margin_tier,colour\n"
+        "SOFA-1,\"Sofa, 3-seat, beige\",home/furniture/sofas,499.99,EUR,3,EU|UK,,"
+        "sofas/sofa1.jpg|sofas/sofa1-side.jpg,2,beige\n"
+        "WINE-7,Rioja 2019,food/drinks,12.50,EUR,40,EU,age_restricted,drinks/rioja.png,1,red\n"
+        "SOFA-1,,,,,,,,sofas/sofa1-back.jpg,,\n";
+    struct lk_import_report r;
+    struct lk_err e = {0};
+    cr_assert_eq(run_import("readme.csv", csv, 1, &r, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(r.products_imported, 2);
+    cr_assert_eq(r.images_imported, 4);
+    lk_import_report_free(&r);
+    const char *jl =
+        "{\"sku\":\"SOFA-1\",\"title\":\"Sofa, 3-seat, beige\",\"category\":\"home/furniture/sofas\","
+        "\"price\":\"499.99\",\"currency\":\"EUR\",\"stock\":3,\"regions\":[\"EU\",\"UK\"],"
+        "\"images\":[\"sofas/sofa1.jpg\",\"sofas/sofa1-side.jpg\"],\"margin_tier\":2,"
+        "\"attributes\":{\"colour\":\"beige\"}}\n"
+        "{\"sku\":\"WINE-7\",\"title\":\"Rioja 2019\",\"category\":\"food/drinks\",\"price\":\"12.50\","
+        "\"currency\":\"EUR\",\"stock\":40,\"regions\":\"EU\",\"flags\":[\"age_restricted\"],"
+        "\"image\":\"drinks/rioja.png\"}\n";
+    cr_assert_eq(run_import("readme.jsonl", jl, 1, &r, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(r.products_imported, 2);
+    cr_assert_eq(r.images_imported, 3);
+    lk_import_report_free(&r);
+    struct lk_product p;
+    cr_assert_eq(lk_catalog_get_product(cat, "SOFA-1", &p, &e), LK_OK);
+    cr_assert_str_eq(p.title, "Sofa, 3-seat, beige");
+    cr_assert_eq(p.price_minor, 49999);
+    cr_assert_str_eq(p.regions, "EU|UK");
+    cr_assert_str_eq(p.attributes_json, "{\"colour\":\"beige\"}");
+    lk_product_clear(&p);
+    cr_assert_eq(lk_catalog_get_product(cat, "WINE-7", &p, &e), LK_OK);
+    cr_assert_eq(p.flags, LK_FLAG_AGE_RESTRICTED);
+    cr_assert_eq(p.price_minor, 1250);
+    lk_product_clear(&p);
 }
