@@ -281,6 +281,16 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* CPU time of the calling thread.  Wall time (above) is the headline; on a
+ * shared, overloaded machine the CPU-time figure is the one that excludes
+ * time the thread spent descheduled, so both are recorded. */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 /* A "key:   123 kB" line of /proc/self/status, in bytes (-1 if missing). */
 static long long status_bytes(const char *key)
 {
@@ -408,6 +418,32 @@ static double recall_row(const int64_t *res, size_t nres, const int32_t *truth, 
 
 /* ==== Our index ========================================================= */
 
+/* Process CPU seconds (all threads) of the last build. */
+static double last_build_cpu;
+
+static double proc_cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* hnswlib build with `threads` threads; wall seconds, CPU in last_build_cpu. */
+static struct hnswlib_index *hnswlib_build(const struct ann_set *s, uint32_t M, uint32_t efc,
+                                           unsigned threads, double *secs)
+{
+    char msg[256];
+    struct hnswlib_index *h = NULL;
+    if (hnswlib_new(s->dim, s->n, M, efc, 100, &h, msg, sizeof msg))
+        die("%s", msg);
+    double c0 = proc_cpu_now(), t0 = now();
+    if (hnswlib_add_batch(h, s->base, s->n, threads, msg, sizeof msg))
+        die("%s", msg);
+    *secs = now() - t0;
+    last_build_cpu = proc_cpu_now() - c0;
+    return h;
+}
+
 static struct lk_index *ours_build(const struct ann_set *s, enum lk_index_kind kind,
                                    uint32_t M, uint32_t efc, unsigned threads,
                                    const uint64_t *ids, double *secs)
@@ -422,10 +458,11 @@ static struct lk_index *ours_build(const struct ann_set *s, enum lk_index_kind k
     struct lk_err err = {0};
     if (lk_index_new(&p, &idx, &err) != LK_OK)
         die("lk_index_new: %s", err.msg);
-    double t0 = now();
+    double c0 = proc_cpu_now(), t0 = now();
     if (lk_index_add_batch(idx, ids, s->base, s->n, threads, &err) != LK_OK)
         die("lk_index_add_batch: %s", err.msg);
     *secs = now() - t0;
+    last_build_cpu = proc_cpu_now() - c0;
     return idx;
 }
 
@@ -448,8 +485,12 @@ struct method {
     int bm_slot;                     /* which fplan.bm this index uses */
 };
 
+/* Thread CPU seconds of the last run_queries loop. */
+static double last_cpu_secs;
+
 /* Search `m` queries (rows `qrows` of s->queries, or 0..m-1 when NULL) with
- * k results each into res (m x k).  Returns elapsed seconds of the loop. */
+ * k results each into res (m x k).  Returns elapsed (wall) seconds of the
+ * loop; its CPU seconds go to last_cpu_secs. */
 static double run_queries(const struct method *me, const struct ann_set *s,
                           const size_t *qrows, size_t m, size_t k, uint32_t ef, int64_t *res)
 {
@@ -461,7 +502,7 @@ static double run_queries(const struct method *me, const struct ann_set *s,
     so.allow = me->allow;
     if (me->kind == M_HNSWLIB)
         hnswlib_set_ef(me->h, ef);
-    double t0 = now();
+    double c0 = cpu_now(), t0 = now();
     for (size_t i = 0; i < m; i++) {
         const float *q = s->queries + (qrows ? qrows[i] : i) * s->dim;
         int64_t *r = res + i * k;
@@ -478,12 +519,14 @@ static double run_queries(const struct method *me, const struct ann_set *s,
         for (size_t j = got; j < k; j++)
             r[j] = -1;
     }
-    return now() - t0;
+    double t1 = now();
+    last_cpu_secs = cpu_now() - c0;
+    return t1 - t0;
 }
 
 struct point {
     uint32_t ef;
-    double r1, r10, r100, qps;
+    double r1, r10, r100, qps, qps_cpu;
 };
 
 /* Recall of one method at one ef: k=10 over nq queries (recall@1, @10)
@@ -515,14 +558,16 @@ static struct point measure_recall(const struct method *me, const struct ann_set
  * measurements.  Returns queries/s. */
 #define ROUNDS 3
 static double time_round(const struct method *me, const struct ann_set *s, size_t nq,
-                         uint32_t ef, int64_t *res)
+                         uint32_t ef, int64_t *res, double *qps_cpu)
 {
-    double secs = 0;
+    double secs = 0, cpu = 0;
     size_t done = 0;
     do {
         secs += run_queries(me, s, NULL, nq, K, ef, res);
+        cpu += last_cpu_secs;
         done += nq;
     } while (secs < min_time_s / ROUNDS);
+    *qps_cpu = (double)done / cpu;
     return (double)done / secs;
 }
 
@@ -530,8 +575,8 @@ static double time_round(const struct method *me, const struct ann_set *s, size_
  * sweep points.  ef_lo and ef_hi get the bracket; returns NAN if no point
  * reaches the target.  When even the first point exceeds the target, its
  * QPS is returned (a lower bound) and both ef_lo and ef_hi are its ef. */
-static double qps_at(const struct point *pts, size_t np, double target, uint32_t *ef_lo,
-                     uint32_t *ef_hi)
+static double qps_at(const struct point *pts, size_t np, double target, bool cpu,
+                     uint32_t *ef_lo, uint32_t *ef_hi)
 {
     for (size_t i = 0; i < np; i++) {
         if (pts[i].r10 < target)
@@ -539,12 +584,13 @@ static double qps_at(const struct point *pts, size_t np, double target, uint32_t
         *ef_hi = pts[i].ef;
         if (i == 0 || pts[i - 1].r10 >= pts[i].r10) {
             *ef_lo = pts[i].ef;
-            return pts[i].qps;
+            return cpu ? pts[i].qps_cpu : pts[i].qps;
         }
         const struct point *a = &pts[i - 1], *b = &pts[i];
         double t = (target - a->r10) / (b->r10 - a->r10);
+        double qa = cpu ? a->qps_cpu : a->qps, qb = cpu ? b->qps_cpu : b->qps;
         *ef_lo = a->ef;
-        return a->qps + t * (b->qps - a->qps);
+        return qa + t * (qb - qa);
     }
     *ef_lo = *ef_hi = 0;
     return NAN;
@@ -776,7 +822,7 @@ static struct fplan *make_plans(const struct ann_set *s, const struct groups *G,
 }
 
 struct fres {
-    double recall, qps;
+    double recall, qps, qps_cpu;
     size_t nq;
 };
 
@@ -785,7 +831,7 @@ struct fres {
 static struct fres run_filtered(struct method *me, const struct ann_set *s, struct fplan *plans,
                                 size_t np, uint32_t ef)
 {
-    double secs = 0, rsum = 0;
+    double secs = 0, cpu = 0, rsum = 0;
     size_t nq = 0, nr = 0;
     int64_t *res = NULL;
     size_t rcap = 0;
@@ -822,6 +868,7 @@ static struct fres run_filtered(struct method *me, const struct ann_set *s, stru
         size_t warm = np == 1 ? (p->m < 50 ? p->m : 50) : (p->m < 2 ? p->m : 2);
         run_queries(me, s, p->qrows, warm, K, ef, res);
         secs += run_queries(me, s, p->qrows, p->m, K, ef, res);
+        cpu += last_cpu_secs;
         for (size_t j = 0; rep == 0 && j < p->m; j++) {
             double r = recall_row(res + j * K, K, p->gt + j * K, K);
             if (r >= 0) {
@@ -839,7 +886,8 @@ static struct fres run_filtered(struct method *me, const struct ann_set *s, stru
     }
     }
     free(res);
-    return (struct fres){nr ? rsum / (double)nr : NAN, (double)nq / secs, distinct};
+    return (struct fres){nr ? rsum / (double)nr : NAN, (double)nq / secs, (double)nq / cpu,
+                         distinct};
 }
 
 /* ==== One set =========================================================== */
@@ -851,6 +899,18 @@ static const char *fmt_qps(char *buf, size_t cap, double v)
     else
         snprintf(buf, cap, "%.0f", v);
     return buf;
+}
+
+/* "QPS (ef lo-hi)"; "(<=ef)" when the first sweep point already meets the
+ * target (the QPS is then a lower bound); "(not reached)". */
+static void bracket(char *buf, size_t cap, const char *qps, uint32_t lo, uint32_t hi)
+{
+    if (lo == 0)
+        snprintf(buf, cap, "%s (not reached)", qps);
+    else if (lo == hi)
+        snprintf(buf, cap, "%s (<=%u)", qps, hi);
+    else
+        snprintf(buf, cap, "%s (%u-%u)", qps, lo, hi);
 }
 
 static void bench_set(const struct opts *o, struct ann_set *s, const struct bench_sysinfo *si,
@@ -879,22 +939,16 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
     struct build_row {
         const char *name;
         unsigned threads;
-        double secs;
+        double secs, cpu;  /* wall, and process CPU seconds */
         size_t acct;
         long long rss, peak;
     } rows[8];
     size_t nrows = 0;
     struct memprobe mp;
-    char msg[256];
 
-    struct hnswlib_index *h = NULL;
     mem_begin(&mp);
-    if (hnswlib_new(s->dim, s->n, M, EFC, 100, &h, msg, sizeof msg))
-        die("%s", msg);
-    double t0 = now();
-    if (hnswlib_add_batch(h, s->base, s->n, 1, msg, sizeof msg))
-        die("%s", msg);
-    rows[nrows].secs = now() - t0;
+    struct hnswlib_index *h = hnswlib_build(s, M, EFC, 1, &rows[nrows].secs);
+    rows[nrows].cpu = last_build_cpu;
     rows[nrows].name = "hnswlib";
     rows[nrows].threads = 1;
     rows[nrows].acct = hnswlib_memory(h);
@@ -905,6 +959,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
 
     mem_begin(&mp);
     struct lk_index *ours = ours_build(s, LK_INDEX_HNSW, M, EFC, 1, ids, &rows[nrows].secs);
+    rows[nrows].cpu = last_build_cpu;
     rows[nrows].name = "ours";
     rows[nrows].threads = 1;
     rows[nrows].acct = ours_memory(ours);
@@ -918,6 +973,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
         mem_begin(&mp);
         ours_def = ours_build(s, LK_INDEX_HNSW, defp.M, defp.ef_construction, 1, ids,
                               &rows[nrows].secs);
+        rows[nrows].cpu = last_build_cpu;
         rows[nrows].name = "ours (defaults)";
         rows[nrows].threads = 1;
         rows[nrows].acct = ours_memory(ours_def);
@@ -927,6 +983,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
 
     mem_begin(&mp);
     struct lk_index *flat = ours_build(s, LK_INDEX_FLAT, M, EFC, 1, ids, &rows[nrows].secs);
+    rows[nrows].cpu = last_build_cpu;
     rows[nrows].name = "exact (our flat)";
     rows[nrows].threads = 1;
     rows[nrows].acct = ours_memory(flat);
@@ -935,18 +992,15 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
 
     /* multi-thread builds: time only, freed at once */
     if (o->threads > 1) {
-        struct hnswlib_index *h2 = NULL;
-        if (hnswlib_new(s->dim, s->n, M, EFC, 100, &h2, msg, sizeof msg))
-            die("%s", msg);
-        t0 = now();
-        if (hnswlib_add_batch(h2, s->base, s->n, o->threads, msg, sizeof msg))
-            die("%s", msg);
-        rows[nrows] = (struct build_row){"hnswlib", o->threads, now() - t0, hnswlib_memory(h2),
-                                         -1, -1};
+        double t;
+        struct hnswlib_index *h2 = hnswlib_build(s, M, EFC, o->threads, &t);
+        rows[nrows] = (struct build_row){"hnswlib", o->threads, t, last_build_cpu,
+                                         hnswlib_memory(h2), -1, -1};
         nrows++;
         hnswlib_free(h2);
-        struct lk_index *o2 = ours_build(s, LK_INDEX_HNSW, M, EFC, o->threads, ids, &t0);
-        rows[nrows] = (struct build_row){"ours", o->threads, t0, ours_memory(o2), -1, -1};
+        struct lk_index *o2 = ours_build(s, LK_INDEX_HNSW, M, EFC, o->threads, ids, &t);
+        rows[nrows] = (struct build_row){"ours", o->threads, t, last_build_cpu, ours_memory(o2),
+                                         -1, -1};
         nrows++;
         lk_index_free(o2);
         printf("built both with %u threads\n", o->threads);
@@ -959,8 +1013,8 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
 
     printf("\nBuild (M=%u, ef_construction=%u; our defaults: M=%u, ef_construction=%u)\n", M,
            EFC, defp.M, defp.ef_construction);
-    printf("%-18s %7s %9s %8s %12s %10s %10s\n", "index", "threads", "build s", "vs hnsw",
-           "bytes/vec", "RSS +MB", "peak +MB");
+    printf("%-18s %7s %9s %8s %9s %12s %10s %10s\n", "index", "threads", "build s", "vs hnsw",
+           "CPU s", "bytes/vec", "RSS +MB", "peak +MB");
     double hn1 = rows[0].secs;
     size_t hn_acct = rows[0].acct;
     double hn2 = NAN;
@@ -975,8 +1029,8 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
             snprintf(rss, sizeof rss, "%.1f", (double)r->rss / 1048576.0);
         if (r->peak >= 0)
             snprintf(peak, sizeof peak, "%.1f", (double)r->peak / 1048576.0);
-        printf("%-18s %7u %9.2f %8.2f %12.1f %10s %10s\n", r->name, r->threads, r->secs,
-               r->secs / base, (double)r->acct / (double)s->n, rss, peak);
+        printf("%-18s %7u %9.2f %8.2f %9.2f %12.1f %10s %10s\n", r->name, r->threads, r->secs,
+               r->secs / base, r->cpu, (double)r->acct / (double)s->n, rss, peak);
         rec_begin(&out, "build");
         rec_str(&out, "method", r->name);
         rec_num(&out, "threads", r->threads);
@@ -984,6 +1038,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
         rec_num(&out, "ef_construction", EFC);
         rec_num(&out, "build_s", r->secs);
         rec_num(&out, "build_ratio_vs_hnswlib", r->secs / base);
+        rec_num(&out, "build_cpu_s", r->cpu);
         rec_num(&out, "memory_bytes", (double)r->acct);
         rec_num(&out, "bytes_per_vector", (double)r->acct / (double)s->n);
         rec_num(&out, "rss_delta_bytes", r->rss >= 0 ? (double)r->rss : NAN);
@@ -1014,9 +1069,9 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
     printf("\nSearch, single thread, %zu queries, k=%d; QPS = best of %d alternating rounds of "
            ">= %.2f s;\nrecall@100 with k=100, ef=max(ef,100) on the first %d queries\n",
            nq, K, ROUNDS, min_time_s / ROUNDS, R100_QUERIES);
-    printf("%5s | %-32s | %-32s | %7s\n", "", "ours", "hnswlib", "QPS");
-    printf("%5s | %7s %7s %7s %8s | %7s %7s %7s %8s | %7s\n", "ef", "R@1", "R@10", "R@100",
-           "QPS", "R@1", "R@10", "R@100", "QPS", "ours/h");
+    printf("%5s | %-32s | %-32s | %-15s\n", "", "ours", "hnswlib", "QPS ours/h");
+    printf("%5s | %7s %7s %7s %8s | %7s %7s %7s %8s | %7s %7s\n", "ef", "R@1", "R@10", "R@100",
+           "QPS", "R@1", "R@10", "R@100", "QPS", "wall", "cpu");
     for (size_t e = 0; e < o->nef; e++) {
         uint32_t ef = o->ef[e];
         /* recall first (this pass is also the warm-up), then ROUNDS timed
@@ -1027,17 +1082,20 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
         int nm = ours_def ? 3 : 2;
         for (int w = 0; w < nm; w++) {
             *ps[w] = measure_recall(ms[w], s, nq, ef, res, res100);
-            ps[w]->qps = 0;
+            ps[w]->qps = ps[w]->qps_cpu = 0;
         }
         for (int r = 0; r < ROUNDS; r++)
             for (int w = 0; w < nm; w++) {
-                double q = time_round(ms[w], s, nq, ef, res);
+                double qc;
+                double q = time_round(ms[w], s, nq, ef, res, &qc);
                 if (q > ps[w]->qps)
                     ps[w]->qps = q;
+                if (qc > ps[w]->qps_cpu)
+                    ps[w]->qps_cpu = qc;
             }
-        printf("%5u | %7.4f %7.4f %7.4f %8.0f | %7.4f %7.4f %7.4f %8.0f | %7.2f\n", ef, po[e].r1,
-               po[e].r10, po[e].r100, po[e].qps, ph[e].r1, ph[e].r10, ph[e].r100, ph[e].qps,
-               po[e].qps / ph[e].qps);
+        printf("%5u | %7.4f %7.4f %7.4f %8.0f | %7.4f %7.4f %7.4f %8.0f | %7.2f %7.2f\n", ef,
+               po[e].r1, po[e].r10, po[e].r100, po[e].qps, ph[e].r1, ph[e].r10, ph[e].r100,
+               ph[e].qps, po[e].qps / ph[e].qps, po[e].qps_cpu / ph[e].qps_cpu);
         fflush(stdout);
         for (int w = 0; w < (ours_def ? 3 : 2); w++) {
             const struct point *p = w == 0 ? &po[e] : w == 1 ? &ph[e] : &pd[e];
@@ -1049,6 +1107,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
             rec_num(&out, "recall_at_10", p->r10);
             rec_num(&out, "recall_at_100", p->r100);
             rec_num(&out, "qps", p->qps);
+            rec_num(&out, "qps_cpu_time", p->qps_cpu);
             rec_num(&out, "threads", 1);
             rec_end(&out);
         }
@@ -1063,10 +1122,11 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
             rowsq[i] = i;
         run_queries(&m_flat, s, rowsq, nq < 5 ? nq : 5, K, 0, res);   /* warm-up */
         size_t done = 0;
-        double secs = 0;
+        double secs = 0, cpu = 0;
         while (done < nq && (secs < o->exact_seconds || done < 20)) {
             size_t chunk = nq - done < 10 ? nq - done : 10;
             secs += run_queries(&m_flat, s, rowsq + done, chunk, K, 0, res + done * K);
+            cpu += last_cpu_secs;
             done += chunk;
         }
         free(rowsq);
@@ -1084,36 +1144,44 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
         rec_num(&out, "recall_at_1", r1 / (double)done);
         rec_num(&out, "recall_at_10", r10 / (double)done);
         rec_num(&out, "qps", qps);
+        rec_num(&out, "qps_cpu_time", (double)done / cpu);
         rec_num(&out, "threads", 1);
         rec_end(&out);
 
         printf("\nAt equal recall@10 (QPS interpolated between bracketing ef; single thread)\n");
-        printf("%8s | %-18s | %-18s | %8s | %9s\n", "target", "ours QPS (ef)", "hnswlib QPS (ef)",
-               "ours/h", "exact QPS");
+        printf("%8s | %-21s | %-21s | %6s %6s | %9s\n", "target", "ours QPS (ef)",
+               "hnswlib QPS (ef)", "ours/h", "(cpu)", "exact QPS");
         for (size_t t = 0; t < NTARGETS; t++) {
             uint32_t a0, a1, b0, b1;
-            double qo = qps_at(po, o->nef, TARGETS[t], &a0, &a1);
-            double qh = qps_at(ph, o->nef, TARGETS[t], &b0, &b1);
+            double qo = qps_at(po, o->nef, TARGETS[t], false, &a0, &a1);
+            double qh = qps_at(ph, o->nef, TARGETS[t], false, &b0, &b1);
+            double qoc = qps_at(po, o->nef, TARGETS[t], true, &a0, &a1);
+            double qhc = qps_at(ph, o->nef, TARGETS[t], true, &b0, &b1);
             char c1[64], c2[64], q1[32], q2[32];
-            snprintf(c1, sizeof c1, "%s (%u-%u)", fmt_qps(q1, sizeof q1, qo), a0, a1);
-            snprintf(c2, sizeof c2, "%s (%u-%u)", fmt_qps(q2, sizeof q2, qh), b0, b1);
-            printf("%8.2f | %-18s | %-18s | %8.2f | %9.1f\n", TARGETS[t], c1, c2, qo / qh, qps);
+            bracket(c1, sizeof c1, fmt_qps(q1, sizeof q1, qo), a0, a1);
+            bracket(c2, sizeof c2, fmt_qps(q2, sizeof q2, qh), b0, b1);
+            printf("%8.2f | %-21s | %-21s | %6.2f %6.2f | %9.1f\n", TARGETS[t], c1, c2, qo / qh,
+                   qoc / qhc, qps);
             rec_begin(&out, "equal_recall");
             rec_num(&out, "target_recall_at_10", TARGETS[t]);
             rec_num(&out, "ours_qps", qo);
             rec_num(&out, "hnswlib_qps", qh);
             rec_num(&out, "qps_ratio", qo / qh);
+            rec_num(&out, "qps_ratio_cpu_time", qoc / qhc);
             rec_num(&out, "exact_qps", qps);
             rec_num(&out, "ours_ef_lo", a0);
             rec_num(&out, "ours_ef_hi", a1);
             rec_num(&out, "hnswlib_ef_lo", b0);
             rec_num(&out, "hnswlib_ef_hi", b1);
             rec_num(&out, "build_ratio", rows[1].secs / rows[0].secs);
+            rec_num(&out, "build_ratio_cpu_time", rows[1].cpu / rows[0].cpu);
             rec_num(&out, "memory_ratio", (double)rows[1].acct / (double)hn_acct);
             rec_end(&out);
         }
-        printf("build time ratio ours/hnswlib (1 thread): %.3f; memory ratio: %.3f\n",
-               rows[1].secs / rows[0].secs, (double)rows[1].acct / (double)hn_acct);
+        printf("build time ratio ours/hnswlib (1 thread): %.3f wall, %.3f CPU; memory ratio: "
+               "%.3f\n",
+               rows[1].secs / rows[0].secs, rows[1].cpu / rows[0].cpu,
+               (double)rows[1].acct / (double)hn_acct);
         fflush(stdout);
 
         /* ---- filtered ---- */
@@ -1141,7 +1209,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                     for (size_t e = 0; e < o->nfef; e++) {
                         uint32_t ef = o->fef[e];
                         struct fres fo = run_filtered(&m_ours, s, plans, np, ef);
-                        struct fres fg = {NAN, NAN, 0};
+                        struct fres fg = {NAN, NAN, NAN, 0};
                         if (graph_row) {
                             m_ours.flags = LK_SEARCH_FORCE_GRAPH;
                             fg = run_filtered(&m_ours, s, plans, np, ef);
@@ -1175,6 +1243,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                             rec_num(&out, "queries", (double)r->nq);
                             rec_num(&out, "recall_at_10", r->recall);
                             rec_num(&out, "qps", r->qps);
+                            rec_num(&out, "qps_cpu_time", r->qps_cpu);
                             if (w != 3)
                                 rec_num(&out, "qps_ratio_vs_exact", r->qps / fe.qps);
                             rec_end(&out);

@@ -63,7 +63,6 @@ uint32_t lk__crc32c(uint32_t crc, const void *buf, size_t len)
     return ~crc;
 }
 
-uint32_t lk__crc32c_sw(uint32_t crc, const void *buf, size_t len);
 uint32_t lk__crc32c_sw(uint32_t crc, const void *buf, size_t len)
 {
     pthread_once(&g_once, init);

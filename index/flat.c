@@ -21,10 +21,9 @@ static inline void consider(const struct lk_index *ix, const struct lk__ctab *t,
                             uint32_t id, size_t k, const struct lk__filter *f, struct lk__cand *h,
                             size_t *n)
 {
-    char *nd = lk__node_t(ix, t, id);
-    if (lk__load_flags(nd) & (LK__NODE_DELETED | LK__NODE_PENDING))
+    if (lk__dflags(t, id) & (LK__NODE_DELETED | LK__NODE_PENDING))
         return;
-    if (f && f->fn && !f->fn(*lk__extid(ix, nd), f->user))
+    if (f && f->fn && !f->fn(*lk__extid(ix, lk__node_t(ix, t, id)), f->user))
         return;
     float d = lk__to_distance(ix, ix->dist_f32(q, lk__raw_t(ix, t, id), ix->p.dim));
     if (*n < k) {

@@ -153,15 +153,19 @@ void lk__store_release(struct lk_index *ix)
                     free(t->raw[c]);
             }
         }
+        for (uint32_t c = 0; c < s->n_chunks; c++)
+            free(t->flg[c]);
         free(t->node);
         free(t->raw);
         free(t->upper);
+        free(t->flg);
         free(t);
     }
     for (size_t i = 0; i < s->n_retired; i++) {
         free(s->retired[i]->node);
         free(s->retired[i]->raw);
         free(s->retired[i]->upper);
+        free(s->retired[i]->flg);
         free(s->retired[i]);
     }
     free(s->retired);
@@ -220,10 +224,11 @@ int lk__store_grow(struct lk_index *ix, uint32_t need)
         nt->cap = cap;
         nt->node = calloc(cap, sizeof *nt->node);
         nt->upper = calloc(cap, sizeof *nt->upper);
+        nt->flg = calloc(cap, sizeof *nt->flg);
         nt->raw = ix->compressed ? calloc(cap, sizeof *nt->raw) : NULL;
         struct lk__ctab **ret = t ? realloc(s->retired, (s->n_retired + 1) * sizeof *ret) : s->retired;
-        if (!nt->node || !nt->upper || (ix->compressed && !nt->raw) || (t && !ret)) {
-            free(nt->node), free(nt->upper), free(nt->raw), free(nt);
+        if (!nt->node || !nt->upper || !nt->flg || (ix->compressed && !nt->raw) || (t && !ret)) {
+            free(nt->node), free(nt->upper), free(nt->flg), free(nt->raw), free(nt);
             if (ret)
                 s->retired = ret;
             return LK_ERR_NOMEM;
@@ -231,6 +236,7 @@ int lk__store_grow(struct lk_index *ix, uint32_t need)
         if (t) {
             memcpy(nt->node, t->node, s->n_chunks * sizeof *nt->node);
             memcpy(nt->upper, t->upper, s->n_chunks * sizeof *nt->upper);
+            memcpy(nt->flg, t->flg, s->n_chunks * sizeof *nt->flg);
             if (nt->raw)
                 memcpy(nt->raw, t->raw, s->n_chunks * sizeof *nt->raw);
             s->retired = ret;
@@ -244,11 +250,13 @@ int lk__store_grow(struct lk_index *ix, uint32_t need)
         size_t bytes = (size_t)LK__CHUNK_SLOTS * ix->node_size;
         char *n = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
         uint32_t **u = calloc(LK__CHUNK_SLOTS, sizeof *u);
+        uint8_t *fl = calloc(LK__CHUNK_SLOTS, 1);
         float *r = ix->compressed ? malloc((size_t)LK__CHUNK_SLOTS * ix->p.dim * sizeof(float)) : NULL;
-        if (!n || !u || (ix->compressed && !r)) {
-            free(n), free(u), free(r);
+        if (!n || !u || !fl || (ix->compressed && !r)) {
+            free(n), free(u), free(fl), free(r);
             return LK_ERR_NOMEM;
         }
+        t->flg[c] = fl;
         /* Entries are written before n_slots covers them; readers never
          * look at slots >= n_slots, so plain stores suffice here. */
         t->node[c] = n;
@@ -551,7 +559,7 @@ int lk_index_stats(const struct lk_index *cix, struct lk_index_stats *o)
     pthread_mutex_lock(&ix->write_mu);
     size_t mem = sizeof *ix;
     size_t nch = ix->s.n_chunks;
-    mem += nch * (size_t)LK__CHUNK_SLOTS * (ix->node_size + sizeof(void *));
+    mem += nch * (size_t)LK__CHUNK_SLOTS * (ix->node_size + sizeof(void *) + 1);
     if (ix->compressed)
         mem += nch * (size_t)LK__CHUNK_SLOTS * ix->p.dim * sizeof(float);
     struct lk__ctab *t = atomic_load(&ix->s.tab);

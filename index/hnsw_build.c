@@ -72,9 +72,10 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
     size_t dim = ix->p.dim;
     /* phase 1: validate */
     for (size_t i = 0; i < n; i++) {
-        int rc = lk__check_vector(vecs + i * dim, dim, err);
+        struct lk_err e1 = {0};
+        int rc = lk__check_vector(vecs + i * dim, dim, &e1);
         if (rc)
-            return lk_err_set(err, rc, "lk_index_add_batch: row %zu: %s", i, err ? err->msg : "bad vector");
+            return lk_err_set(err, rc, "lk_index_add_batch: row %zu: %s", i, e1.msg);
         if (ix->p.metric == LK_METRIC_COSINE) {
             double s = 0.0;
             for (size_t d = 0; d < dim; d++)
@@ -146,7 +147,7 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
                 continue;
             char *nd = lk__node(ix, slots[i]);
             if (lk__load_flags(nd) & LK__NODE_PENDING) {
-                __atomic_store_n(lk__flags(nd), LK__NODE_DELETED, __ATOMIC_RELEASE);
+                lk__set_flags(lk__tab(ix), nd, slots[i], LK__NODE_DELETED);
                 atomic_fetch_add(&ix->s.n_deleted, 1);
             }
         }

@@ -47,6 +47,10 @@ int lk_index_check(const struct lk_index *cix, struct lk_err *err)
     for (uint32_t id = 0; id < ns; id++) {
         char *n = lk__node_t(ix, t, id);
         uint8_t fl = lk__load_flags(n), lvl = *lk__level(n);
+        if (fl != lk__dflags(t, id)) {
+            rc = lk_err_set(err, LK_ERR_CORRUPT, "node %u: flags 0x%x, dense copy 0x%x", id, fl, lk__dflags(t, id));
+            goto out;
+        }
         if (fl & ~(LK__NODE_DELETED | LK__NODE_PENDING)) {
             rc = lk_err_set(err, LK_ERR_CORRUPT, "node %u: unknown flags 0x%x", id, fl);
             goto out;

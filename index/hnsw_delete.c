@@ -38,7 +38,7 @@ int lk__remove_locked(struct lk_index *ix, uint64_t id)
     lk__map_del(&s->map, id);
     pthread_rwlock_unlock(&ix->map_lock);
     char *n = lk__node(ix, slot);
-    __atomic_store_n(lk__flags(n), LK__NODE_DELETED, __ATOMIC_RELEASE);
+    lk__set_flags(lk__tab(ix), n, slot, LK__NODE_DELETED);
     atomic_fetch_sub(&s->n_live, 1);
     atomic_fetch_add(&s->n_deleted, 1);
     if (s->n_free < s->free_cap)

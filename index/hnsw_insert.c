@@ -271,7 +271,7 @@ int lk__insert_link(struct lk_index *ix, struct lk__sctx *c, uint32_t id)
         /* line 9: W <- SEARCH-LAYER(q, ep, efConstruction, lc) */
         size_t nw = lk__search_layer(ix, t, c, q, nslots, eps, n_eps, efc, (unsigned)lc, id);
         memcpy(w, c->res, nw * sizeof *w);
-        lk__cand_sort(w, nw);
+        lk__maxheap_sort(w, nw); /* the copy is still a max-heap */
         /* line 10: neighbors <- SELECT-NEIGHBORS(q, W, M, lc) (Algorithm 4),
          * into a scratch copy so W stays intact as the next entry points */
         struct lk__cand *nb = c->sel;
@@ -381,7 +381,7 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
         const struct lk__ctab *t = lk__tab(ix);
         char *n = lk__node_t(ix, t, slot);
         lk__node_lock(n);
-        __atomic_store_n(lk__flags(n), LK__NODE_DELETED | LK__NODE_PENDING, __ATOMIC_RELEASE);
+        lk__set_flags(t, n, slot, LK__NODE_DELETED | LK__NODE_PENDING);
         uint32_t oc = *lk__count0(n), old[2 * LK_HNSW_M_MAX];
         memcpy(old, lk__links0(n), oc * sizeof *old);
         __atomic_store_n(lk__count0(n), 0, __ATOMIC_RELEASE);
@@ -409,7 +409,7 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
     unsigned level = ix->p.kind == LK_INDEX_HNSW ? lk__random_level(ix, seq) : 0;
     memset(n, 0, ix->off_vec);
     *lk__level(n) = (uint8_t)level;
-    *lk__flags(n) = LK__NODE_PENDING;
+    lk__set_flags(t, n, ns, LK__NODE_PENDING);
     *lk__extid(ix, n) = id;
     lk__encode(ix, v, lk__vec(ix, n));
     if (ix->vec_bytes + ix->off_vec < ix->node_size)
@@ -436,7 +436,7 @@ int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *
     pthread_rwlock_unlock(&ix->map_lock);
     if (rc) {
         /* keep the slot as a tombstone; it will be reused */
-        __atomic_store_n(lk__flags(n), LK__NODE_DELETED, __ATOMIC_RELEASE);
+        lk__set_flags(lk__tab(ix), n, slot, LK__NODE_DELETED);
         atomic_fetch_add(&ix->s.n_deleted, 1);
         struct lk__store *s = &ix->s;
         if (s->n_free < s->free_cap)
@@ -444,7 +444,7 @@ int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *
         return lk_err_set(err, LK_ERR_NOMEM, "index: out of memory (id map)");
     }
     atomic_fetch_add(&ix->s.n_live, 1);
-    __atomic_store_n(lk__flags(n), 0, __ATOMIC_RELEASE);
+    lk__set_flags(lk__tab(ix), n, slot, 0);
     return LK_OK;
 }
 

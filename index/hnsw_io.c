@@ -350,6 +350,8 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
     size_t got = fsize < LK__HDR_BYTES ? (size_t)fsize : LK__HDR_BYTES;
     if (read_at(fd, hb, got, 0))
         return load_fail(NULL, fd, io_err(err, "cannot read", path));
+    if (got == 0)
+        return load_fail(NULL, fd, lk_err_set(err, LK_ERR_EMPTY, "%s: empty file", path));
     if (got < 8 || memcmp(hb, MAGIC, got < 8 ? got : 8) != 0)
         return load_fail(NULL, fd,
                          got < 8 && memcmp(hb, MAGIC, got) == 0
@@ -406,6 +408,24 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
             return load_fail(ix, fd, lk_err_set(err, LK_ERR_TRUNCATED, "%s: truncated (section %d ends at %llu, file has %llu bytes)",
                                                 path, s, (unsigned long long)end, (unsigned long long)fsize));
     }
+    /* the alignment padding between sections is not checksummed: it must
+     * be zero, so that no byte of the file goes unchecked */
+    {
+        uint64_t gap_from = LK__HDR_BYTES;
+        unsigned char gap[LK__ALIGN];
+        for (int sct = 0; sct < SEC_N; sct++) {
+            uint64_t glen = h.off[sct] - gap_from;
+            if (glen >= LK__ALIGN)
+                return load_fail(ix, fd, lk_err_set(err, LK_ERR_CORRUPT, "%s: section %d misplaced", path, sct));
+            if (glen && read_at(fd, gap, (size_t)glen, gap_from))
+                return load_fail(ix, fd, io_err(err, "cannot read", path));
+            for (uint64_t i = 0; i < glen; i++)
+                if (gap[i])
+                    return load_fail(ix, fd, lk_err_set(err, LK_ERR_CORRUPT, "%s: non-zero padding at byte %llu",
+                                                        path, (unsigned long long)(gap_from + i)));
+            gap_from = h.off[sct] + h.len[sct];
+        }
+    }
     if (end != fsize)
         return load_fail(ix, fd, lk_err_set(err, LK_ERR_CORRUPT, "%s: %llu trailing bytes", path,
                                             (unsigned long long)(fsize - end)));
@@ -425,11 +445,12 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
             t->cap = cap;
             t->node = calloc(cap, sizeof *t->node);
             t->upper = calloc(cap, sizeof *t->upper);
+            t->flg = calloc(cap, sizeof *t->flg);
             t->raw = ix->compressed ? calloc(cap, sizeof *t->raw) : NULL;
         }
-        if (!t || !t->node || !t->upper || (ix->compressed && !t->raw)) {
+        if (!t || !t->node || !t->upper || !t->flg || (ix->compressed && !t->raw)) {
             if (t)
-                free(t->node), free(t->upper), free(t->raw), free(t);
+                free(t->node), free(t->upper), free(t->flg), free(t->raw), free(t);
             return load_fail(ix, fd, lk_err_set(err, LK_ERR_NOMEM, "lk_index_load: out of memory"));
         }
         atomic_store(&s->tab, t);
@@ -449,9 +470,10 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
         for (uint32_t c = 0; c < nch; c++) {
             t->node[c] = (char *)s->map_base + (size_t)c * chunk_bytes;
             t->upper[c] = calloc(LK__CHUNK_SLOTS, sizeof(uint32_t *));
+            t->flg[c] = calloc(LK__CHUNK_SLOTS, 1);
             s->n_chunks = c + 1;
             s->mapped_chunks = c + 1;
-            if (!t->upper[c])
+            if (!t->upper[c] || !t->flg[c])
                 return load_fail(ix, fd, lk_err_set(err, LK_ERR_NOMEM, "lk_index_load: out of memory"));
         }
     } else if (ns) {
@@ -572,6 +594,7 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
                     }
             }
         }
+        t->flg[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK] = fl;
         if (!(fl & LK__NODE_DELETED))
             live++;
     }

@@ -50,14 +50,15 @@ void lk__cand_sort(struct lk__cand *a, size_t n)
     qsort(a, n, sizeof *a, cand_cmp);
 }
 
-static inline int filter_pass(const struct lk_index *ix, char *n, uint32_t id, const struct lk__filter *f)
+static inline int filter_pass(const struct lk_index *ix, const struct lk__ctab *t, char *n, uint32_t id,
+                              const struct lk__filter *f)
 {
-    if (lk__load_flags(n) & (LK__NODE_DELETED | LK__NODE_PENDING))
+    if (lk__dflags(t, id) & (LK__NODE_DELETED | LK__NODE_PENDING))
         return 0;
     if (f) {
         if (f->bm && (id >= f->bm->nbits || !((f->bm->words[id >> 6] >> (id & 63)) & 1u)))
             return 0;
-        if (f->fn && !f->fn(*lk__extid(ix, n), f->user))
+        if (f->fn && !f->fn(*lk__extid(ix, n ? n : lk__node_t(ix, t, id)), f->user))
             return 0;
     }
     return 1;
@@ -125,6 +126,8 @@ struct lk__cand lk__greedy(const struct lk_index *ix, const struct lk__ctab *t, 
  * each call site: 0 = every node is a result (construction), 1 = results
  * must pass filter_pass.  Entry points eps[] are visited first.  Returns
  * the number of results left in the max-heap c->res. */
+enum { PF_MAX_BYTES = 1024 };
+
 static inline __attribute__((always_inline)) size_t
 search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk__sctx *c, const float *q,
                   uint32_t nslots, const struct lk__cand *eps, size_t n_eps, size_t ef, unsigned level,
@@ -150,7 +153,7 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
             cand = c->cand;
         }
         lk__minheap_push(cand, &nc, eps[i]);
-        if (id != self && (!filtered || filter_pass(ix, lk__node_t(ix, t, id), id, f))) {
+        if (id != self && (!filtered || filter_pass(ix, t, lk__node_t(ix, t, id), id, f))) {
             lk__maxheap_push(res, &nr, eps[i]);
             if (nr > ef)
                 lk__maxheap_pop(res, &nr);
@@ -160,6 +163,12 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
         worst = res[0].d;
 
     uint32_t *buf = c->buf;
+    /* hoisted: the compiler cannot prove stores to vis/buf/heaps leave the
+     * chunk table and geometry unchanged (char may alias anything) */
+    char *const *nodes = t->node;
+    const size_t nsz = ix->node_size, voff = ix->off_vec;
+    const size_t pf_bytes = ix->vec_bytes < PF_MAX_BYTES ? ix->vec_bytes : PF_MAX_BYTES;
+#define LK__VEC(id) (nodes[(id) >> LK__CHUNK_SHIFT] + (size_t)((id) & LK__CHUNK_MASK) * nsz + voff)
     while (nc) {
         struct lk__cand cur = lk__minheap_pop(cand, &nc);
         if (cur.d > worst)
@@ -176,19 +185,25 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
                 continue;
             vis[nb] = epoch;
             buf[m++] = nb;
-            /* Prefetch the neighbour's vector now; it is consumed below
-             * after the other neighbours' ids have been checked. */
-            __builtin_prefetch(lk__vec(ix, lk__node_t(ix, t, nb)), 0, 3);
+        }
+        /* Prefetch: the first lines of the first few neighbours now, then
+         * keep PF_AHEAD vectors in flight while computing distances, so
+         * memory latency overlaps arithmetic without flooding the line
+         * fill buffers (prefetching all 2M at once stalled on them). */
+        enum { PF_AHEAD = 3 };
+        for (uint32_t j = 0; j < m && j < PF_AHEAD; j++) {
+            const char *v = LK__VEC(buf[j]);
+            for (size_t o = 0; o < pf_bytes; o += 64)
+                __builtin_prefetch(v + o, 0, 3);
         }
         for (uint32_t j = 0; j < m; j++) {
             uint32_t nb = buf[j];
-            char *nn = lk__node_t(ix, t, nb);
-            if (j + 1 < m) {
-                /* second cache line of the next vector (the first was
-                 * prefetched above; the hardware prefetcher follows). */
-                __builtin_prefetch((char *)lk__vec(ix, lk__node_t(ix, t, buf[j + 1])) + 64, 0, 3);
+            if (j + PF_AHEAD < m) {
+                const char *v = LK__VEC(buf[j + PF_AHEAD]);
+                for (size_t o = 0; o < pf_bytes; o += 64)
+                    __builtin_prefetch(v + o, 0, 3);
             }
-            float d = lk__to_distance(ix, dist(q, lk__vec(ix, nn), dim));
+            float d = lk__to_distance(ix, dist(q, LK__VEC(nb), dim));
             if (nr < ef || d < worst) {
                 struct lk__cand x = {d, nb};
                 if (LK__UNLIKELY(nc + 1 >= c->cand_cap)) {
@@ -197,7 +212,7 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
                     cand = c->cand;
                 }
                 lk__minheap_push(cand, &nc, x);
-                if (nb != self && (!filtered || filter_pass(ix, nn, nb, f))) {
+                if (nb != self && (!filtered || filter_pass(ix, t, NULL, nb, f))) {
                     if (nr < ef)
                         lk__maxheap_push(res, &nr, x);
                     else
@@ -208,6 +223,7 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
             }
         }
     }
+#undef LK__VEC
     return nr;
 }
 
@@ -310,13 +326,14 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
         /* Algorithm 5 line 7: SEARCH-LAYER(q, ep, ef, 0); results are only
          * allowed, live nodes (filter_pass also rejects tombstones). */
         n = search_layer_filtered(ix, t, c, q, nslots, &e, ef, f);
-        /* res is a max-heap; sort ascending */
         if (ix->compressed) {
             /* exact float32 re-ranking of all ef candidates */
             for (size_t i = 0; i < n; i++)
                 res[i].d = lk__to_distance(ix, ix->dist_f32(q, lk__raw_t(ix, t, res[i].id), ix->p.dim));
+            lk__cand_sort(res, n);
+        } else {
+            lk__maxheap_sort(res, n); /* res is a max-heap: sort ascending in place */
         }
-        lk__cand_sort(res, n);
         if (n > k)
             n = k;
         if (n < k && (f || deleted || n < live))

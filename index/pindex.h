@@ -67,6 +67,7 @@ struct lk__ctab {             /* chunk table; published with release */
     char **node;              /* node chunks */
     float **raw;              /* float32 copies (F16/I8 storage) or NULL entries */
     uint32_t ***upper;        /* per-slot upper-level block pointers */
+    uint8_t **flg;            /* per-slot copy of the node flags, dense (1 byte/slot) */
 };
 
 /* id -> slot hash map (open addressing, linear probing). */
@@ -180,6 +181,19 @@ static inline uint32_t lk__load_link(const uint32_t *l)
 static inline uint8_t lk__load_flags(char *n)
 {
     return __atomic_load_n(lk__flags(n), __ATOMIC_ACQUIRE);
+}
+/* Readers test the dense copy: 4096 flags share a page, so the test hits
+ * L1/L2 where the node header (another cache line of a random node) would
+ * miss.  Writers update both with lk__set_flags; the node byte is the one
+ * that is persisted. */
+static inline uint8_t lk__dflags(const struct lk__ctab *t, uint32_t id)
+{
+    return __atomic_load_n(&t->flg[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK], __ATOMIC_ACQUIRE);
+}
+static inline void lk__set_flags(const struct lk__ctab *t, char *n, uint32_t id, uint8_t v)
+{
+    __atomic_store_n(lk__flags(n), v, __ATOMIC_RELEASE);
+    __atomic_store_n(&t->flg[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK], v, __ATOMIC_RELEASE);
 }
 
 /* Upper block of `id` at `level` >= 1: count then max_m links; NULL if none. */
@@ -359,6 +373,17 @@ static inline void lk__maxheap_replace(struct lk__cand *h, size_t n, struct lk__
     h[i] = x;
 }
 void lk__cand_sort(struct lk__cand *a, size_t n);
+/* Sort a max-heap ascending in place (heapsort's second phase): cheaper
+ * than qsort on the search path (no comparator calls). */
+static inline void lk__maxheap_sort(struct lk__cand *h, size_t n)
+{
+    while (n > 1) {
+        struct lk__cand top = h[0];
+        n--;
+        lk__maxheap_replace(h, n, h[n]);
+        h[n] = top;
+    }
+}
 
 /* ---- flat.c ---- */
 /* Exact scan over slots (optionally only the set bits of `allow`) keeping
@@ -382,6 +407,7 @@ struct lk__filter {
 
 /* crc32c.c */
 uint32_t lk__crc32c(uint32_t crc, const void *buf, size_t len);
+uint32_t lk__crc32c_sw(uint32_t crc, const void *buf, size_t len); /* table path, for tests */
 
 /* distance.c */
 void lk__encode(const struct lk_index *ix, const float *v, void *out);
