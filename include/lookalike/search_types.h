@@ -149,7 +149,8 @@ struct lk_facet {
  * with lk_search_response_free().  Arrays grow on demand.
  */
 struct lk_search_response {
-    char search_id[LK_SEARCH_ID_LEN + 1];   /* "" = use the request's id */
+    char search_id[LK_SEARCH_ID_LEN + 1];   /* "" (or anything but 32 lowercase hex
+                                               digits) = use the request's id */
 
     struct lk_stage_timing timings[LK_SEARCH_STAGES_MAX];
     size_t n_timings;

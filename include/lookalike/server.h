@@ -234,6 +234,7 @@ void lk_server_log_stderr(void *cls, const char *line);
 #define LK_SERVER_RATE_RPS_DEFAULT 20.0
 #define LK_SERVER_RATE_BURST_DEFAULT 40
 #define LK_SERVER_GRACE_MS_DEFAULT 5000
+#define LK_SERVER_BUFFERED_DEFAULT ((size_t)256 << 20) /* all request bodies in memory at once */
 
 struct lk_server_config {
     const char *bind_address;       /* numeric IPv4/IPv6 address; default "127.0.0.1" */
@@ -241,6 +242,10 @@ struct lk_server_config {
     unsigned threads;               /* worker threads; 0 = number of online CPUs */
     size_t max_body_bytes;          /* image upload limit; 413 beyond */
     size_t max_json_bytes;          /* JSON body limit; 413 beyond */
+    size_t max_buffered_bytes;      /* request bodies held in memory by all connections
+                                       together (>= max_body_bytes); a request that would
+                                       exceed it gets 503 + Retry-After, so memory stays
+                                       bounded however many uploads arrive at once */
     unsigned connection_timeout_s;  /* idle connection timeout (MHD) */
     unsigned request_timeout_s;     /* a request body must arrive within this, else the
                                        connection is closed (slow-drip uploads) */

@@ -188,6 +188,33 @@ static enum MHD_Result refuse(struct lk__request *r, unsigned http, const char *
     return reply_send(r, &rep);
 }
 
+/* 503: the server-wide body budget is spent (many large uploads at once). */
+static enum MHD_Result refuse_busy(struct lk__request *r)
+{
+    struct lk__reply rep = {0};
+    lk__reply_error(&rep, 503, "server_busy", "too many uploads in progress; retry shortly", NULL);
+    rep.retry_after = 1;
+    return reply_send(r, &rep);
+}
+
+/* ==== Body budget ======================================================= */
+
+bool lk__budget_reserve(struct lk_server *srv, size_t n)
+{
+    size_t cur = atomic_load_explicit(&srv->buffered, memory_order_relaxed);
+    do {
+        if (n > srv->cfg.max_buffered_bytes || cur > srv->cfg.max_buffered_bytes - n)
+            return false;
+    } while (!atomic_compare_exchange_weak_explicit(&srv->buffered, &cur, cur + n, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return true;
+}
+
+void lk__budget_release(struct lk_server *srv, size_t n)
+{
+    atomic_fetch_sub_explicit(&srv->buffered, n, memory_order_relaxed);
+}
+
 /* ==== Access handler ==================================================== */
 
 static const char *header(struct lk__request *r, const char *name)
@@ -285,29 +312,37 @@ static enum MHD_Result begin_request(struct lk__request *r, const char *url, con
         has_length = errno == 0 && end != cl;
     }
     chunked = te && strcasecmp(te, "identity") != 0;
-    if (has_length && content_length > wire_limit(srv, m.route->body)) {
+    if (m.route->body == LK__BODY_NONE) {
+        if ((has_length && content_length > 0) || chunked)
+            return refuse(r, 413, "payload_too_large", "this route takes no request body", "body");
+        return MHD_YES;
+    }
+
+    /* Content-Type first (415 needs no body either), then the size: a raw
+     * body is the payload itself; multipart framing gets a small allowance
+     * on the wire (the decoded image is still held to the payload limit). */
+    r->body_limit = payload_limit(srv, m.route->body);
+    if (lk__body_begin(r, &rep))
+        return reply_send(r, &rep);
+    if (has_length && content_length > (r->pp ? wire_limit(srv, m.route->body) : r->body_limit)) {
         char msg[128];
-        if (m.route->body == LK__BODY_NONE)
-            snprintf(msg, sizeof msg, "this route takes no request body");
-        else
-            snprintf(msg, sizeof msg, "request body of %llu bytes is over the limit of %zu bytes",
-                     (unsigned long long)content_length, payload_limit(srv, m.route->body));
+        snprintf(msg, sizeof msg, "request body of %llu bytes is over the limit of %zu bytes",
+                 (unsigned long long)content_length, r->body_limit);
         return refuse(r, 413, "payload_too_large", msg, m.route->body == LK__BODY_IMAGE ? "image" : "body");
     }
-    if (m.route->body == LK__BODY_NONE && chunked)
-        return refuse(r, 413, "payload_too_large", "this route takes no request body", "body");
-
-    r->body_limit = payload_limit(srv, m.route->body);
-    if (m.route->body != LK__BODY_NONE) {
-        unsigned st = lk__body_begin(r, &rep);
-        if (st)
-            return reply_send(r, &rep);
-        /* Known length: one allocation of the right size instead of doubling. */
-        if (has_length && !r->pp && content_length > 0 && content_length <= r->body_limit) {
-            r->body = malloc((size_t)content_length);
-            if (r->body)
-                r->body_cap = (size_t)content_length;
+    /* Known length: reserve it in the server-wide budget and allocate once
+     * instead of doubling.  (malloc of a large block is mmap-backed, so
+     * pages are only committed as the bytes arrive.) */
+    if (has_length && !r->pp && content_length > 0) {
+        size_t n = (size_t)content_length;
+        if (!lk__budget_reserve(srv, n))
+            return refuse_busy(r);
+        r->body = malloc(n);
+        if (!r->body) {
+            lk__budget_release(srv, n);
+            return refuse_busy(r);
         }
+        r->body_cap = n;
     }
     return MHD_YES;
 }
@@ -354,13 +389,12 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         }
         if (r->bytes_in > wire_limit(srv, r->route ? r->route->body : LK__BODY_NONE) ||
             !lk__body_feed(r, upload_data, n)) {
-            if (r->overflow || r->bytes_in > wire_limit(srv, r->route ? r->route->body : LK__BODY_NONE)) {
-                /* See the file comment: 0.9.75 cannot answer mid-body. */
-                r->aborted = true;
-                r->status = 413;
-                r->error_code = "payload_too_large";
-                return MHD_NO;
-            }
+            /* See the file comment: 0.9.75 cannot answer mid-body, so the
+             * connection is closed and the request counted as 413/503. */
+            r->aborted = true;
+            r->status = r->over_budget ? 503 : 413;
+            r->error_code = r->over_budget ? "server_busy" : "payload_too_large";
+            return MHD_NO;
         }
         return MHD_YES;
     }
@@ -407,6 +441,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
     free(r->body);      /* the only copy of an uploaded image: gone now */
+    lk__budget_release(srv, r->body_cap);
     free(r);
     atomic_fetch_sub(&srv->inflight, 1);
 }
@@ -421,6 +456,7 @@ void lk_server_config_default(struct lk_server_config *cfg)
     cfg->threads = 0;
     cfg->max_body_bytes = LK_SERVER_MAX_BODY_DEFAULT;
     cfg->max_json_bytes = LK_SERVER_MAX_JSON_DEFAULT;
+    cfg->max_buffered_bytes = LK_SERVER_BUFFERED_DEFAULT;
     cfg->connection_timeout_s = LK_SERVER_TIMEOUT_DEFAULT;
     cfg->request_timeout_s = LK_SERVER_REQUEST_TIMEOUT_DEFAULT;
     cfg->max_connections = LK_SERVER_CONN_LIMIT_DEFAULT;
@@ -444,6 +480,8 @@ static int check_config(const struct lk_server_config *c, struct lk_err *err)
                           LK_SERVER_MAX_BODY_MAX);
     if (c->max_json_bytes < 1024 || c->max_json_bytes > ((size_t)64 << 20))
         return lk_err_set(err, LK_ERR_INVALID_ARG, "max_json_bytes must be 1 KiB..64 MiB");
+    if (c->max_buffered_bytes < c->max_body_bytes || c->max_buffered_bytes < c->max_json_bytes)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "max_buffered_bytes must be >= max_body_bytes and max_json_bytes");
     if (c->connection_timeout_s < 1 || c->connection_timeout_s > 3600)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "connection_timeout_s must be 1..3600");
     if (c->request_timeout_s < 1 || c->request_timeout_s > 3600)
@@ -536,6 +574,7 @@ int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_b
     atomic_init(&srv->stop_requested, 0);
     atomic_init(&srv->reload_requested, 0);
     atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->buffered, 0);
 
     if (lk__metrics_new(&srv->metrics) != LK_OK) {
         lk_server_stop(srv);

@@ -116,7 +116,12 @@ int lk__json_search(struct lk__reply *out, const struct lk_search_request *req,
     cJSON *root = cJSON_CreateObject();
     cJSON *t, *arr, *fb, *rel, *cat;
     bool ok = root != NULL;
-    const char *sid = resp->search_id[0] ? resp->search_id : req->search_id;
+    /* The backend may echo its own id; anything that is not a well-formed
+     * id would make the storefront's events unreportable, so fall back to
+     * the server's. */
+    const char *sid = lk__valid_search_id(resp->search_id, strnlen(resp->search_id, sizeof resp->search_id))
+                          ? resp->search_id
+                          : req->search_id;
 
     ok = ok && cJSON_AddStringToObject(root, "search_id", sid);
     ok = ok && cJSON_AddNumberToObject(root, "k", req->k);

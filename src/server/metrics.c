@@ -19,6 +19,7 @@
  *   http_request_duration_ms{route}        histogram (all requests)
  *   http_request_bytes_total               counter (body bytes received)
  *   http_requests_in_flight                gauge
+ *   http_buffered_bytes                    gauge (request bodies held in memory)
  *   search_upload_to_result_ms             histogram (headers in -> JSON ready)
  *   search_stage_ms{stage}                 histogram
  *   searches_total / search_zero_results_total / search_fallback_total
@@ -144,10 +145,12 @@ static size_t stage_index(struct lk__metrics *m, const char *name)
             return (size_t)i;
         }
     if (n < LK__STAGES_MAX) {
-        /* Keep label values safe: [a-z0-9_] only. */
+        /* Keep label values safe: [a-z0-9_] only (uppercase folded). */
         size_t j = 0;
         for (; name[j] && j < LK__STAGE_NAME_MAX - 1; j++) {
             char c = name[j];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c - 'A' + 'a');
             m->stage_name[n][j] = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') ? c : '_';
         }
         m->stage_name[n][j] = '\0';
@@ -243,8 +246,8 @@ static void render_hist(struct buf *b, const char *name, const char *label, stru
     }
 }
 
-int lk__metrics_render(struct lk__metrics *m, long inflight, struct lk__ratelimit *rl, const char *extra,
-                       char **out, size_t *len)
+int lk__metrics_render(struct lk__metrics *m, long inflight, size_t buffered, struct lk__ratelimit *rl,
+                       const char *extra, char **out, size_t *len)
 {
     struct buf b = {.p = malloc(16384), .cap = 16384};
     char label[96];
@@ -283,8 +286,11 @@ int lk__metrics_render(struct lk__metrics *m, long inflight, struct lk__ratelimi
             (unsigned long long)get(&m->bytes_in));
     bprintf(&b, "# HELP lookalike_http_requests_in_flight Requests being received or processed.\n"
                 "# TYPE lookalike_http_requests_in_flight gauge\n"
-                "lookalike_http_requests_in_flight %ld\n",
-            inflight);
+                "lookalike_http_requests_in_flight %ld\n"
+                "# HELP lookalike_http_buffered_bytes Request body bytes held in memory (bounded by max_buffered_bytes).\n"
+                "# TYPE lookalike_http_buffered_bytes gauge\n"
+                "lookalike_http_buffered_bytes %zu\n",
+            inflight, buffered);
 
     bprintf(&b, "# HELP lookalike_search_upload_to_result_ms Search latency from request headers to result JSON, ms.\n"
                 "# TYPE lookalike_search_upload_to_result_ms histogram\n");

@@ -135,9 +135,10 @@ struct lk__request {
     /* Body intake.  `body` holds the decoded payload (the image for
      * multipart), never more than body_limit bytes. */
     char *body;
-    size_t body_len, body_cap, body_limit;
+    size_t body_len, body_cap, body_limit;  /* body_cap is reserved in srv->buffered */
     size_t bytes_in;                    /* raw bytes received on the wire */
     bool overflow;                      /* body over the limit: answered 413 */
+    bool over_budget;                   /* server-wide body budget spent: 503 */
     struct MHD_PostProcessor *pp;       /* multipart/form-data decoder */
     unsigned image_parts;               /* multipart fields named `image` */
     bool multipart_bad;                 /* unexpected field / duplicate image */
@@ -160,8 +161,14 @@ bool lk__body_feed(struct lk__request *r, const char *data, size_t n);
 void lk__body_end(struct lk__request *r);
 
 /* Append decoded payload bytes; false (and r->overflow) when the limit would
- * be exceeded.  Grows geometrically, never beyond body_limit. */
+ * be exceeded, r->over_budget when the server-wide budget is spent.  Grows
+ * geometrically, never beyond body_limit. */
 bool lk__body_append(struct lk__request *r, const char *data, size_t n);
+
+/* Reserve / release `n` bytes of the server-wide body budget
+ * (cfg.max_buffered_bytes).  Reserve fails (false) rather than exceed it. */
+bool lk__budget_reserve(struct lk_server *srv, size_t n);
+void lk__budget_release(struct lk_server *srv, size_t n);
 
 /* ==== The server object ================================================= */
 
@@ -180,6 +187,7 @@ struct lk_server {
     atomic_int stop_requested;
     atomic_int reload_requested;
     atomic_long inflight;               /* requests between first call and completion */
+    atomic_size_t buffered;             /* body bytes reserved by all requests (budget) */
 };
 
 /* Monotonic clock in nanoseconds. */
@@ -325,7 +333,7 @@ void lk__metrics_search(struct lk__metrics *m, const struct lk_search_response *
 void lk__metrics_rate_limited(struct lk__metrics *m);
 /* Render the Prometheus text exposition (format 0.0.4) into a malloc'ed
  * string (*out, freed with free()).  `extra` (may be NULL) is appended. */
-int lk__metrics_render(struct lk__metrics *m, long inflight, struct lk__ratelimit *rl,
+int lk__metrics_render(struct lk__metrics *m, long inflight, size_t buffered, struct lk__ratelimit *rl,
                        const char *extra, char **out, size_t *len);
 
 /* ==== Embedded storefront (generated www_assets.c) ====================== */

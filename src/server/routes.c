@@ -192,9 +192,15 @@ bool lk__body_append(struct lk__request *r, const char *data, size_t n)
             nc *= 2;
         if (nc > r->body_limit)
             nc = r->body_limit;
+        /* Capacity, not length, is what occupies memory: reserve the growth. */
+        if (!lk__budget_reserve(r->srv, nc - r->body_cap)) {
+            r->over_budget = true;
+            return false;
+        }
         p = realloc(r->body, nc);
         if (!p) {
-            r->overflow = true;     /* treat as too large: we cannot hold it */
+            lk__budget_release(r->srv, nc - r->body_cap);
+            r->over_budget = true;  /* out of memory: same answer, try later */
             return false;
         }
         r->body = p;
@@ -230,7 +236,7 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     }
     if (r->multipart_bad || size == 0)
         return MHD_YES;
-    return lk__body_append(r, data, size) ? MHD_YES : MHD_NO;
+    return lk__body_append(r, data, size) ? MHD_YES : MHD_NO;     /* MHD_NO: limit or budget */
 }
 
 /* Media type of a Content-Type value, lowercased, without parameters. */
@@ -287,7 +293,7 @@ bool lk__body_feed(struct lk__request *r, const char *data, size_t n)
 {
     if (r->pp) {
         if (MHD_post_process(r->pp, data, n) == MHD_NO) {
-            if (r->overflow)
+            if (r->overflow || r->over_budget)
                 return false;
             r->multipart_bad = true;    /* malformed framing; keep reading, answer 400 */
         }
@@ -800,7 +806,8 @@ static void handle_metrics(struct lk__request *r, struct lk__reply *out)
             }
         }
     }
-    if (lk__metrics_render(srv->metrics, atomic_load(&srv->inflight), srv->rl, extra, &text, &len) != LK_OK) {
+    if (lk__metrics_render(srv->metrics, atomic_load(&srv->inflight), atomic_load(&srv->buffered), srv->rl, extra,
+                           &text, &len) != LK_OK) {
         lk__reply_error(out, 503, "out_of_memory", "out of memory", NULL);
     } else {
         out->status = 200;
