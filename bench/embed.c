@@ -26,9 +26,6 @@
 #ifndef LK_SOURCE_ROOT
 #define LK_SOURCE_ROOT "."
 #endif
-#ifndef LK_BUILD_FLAGS
-#define LK_BUILD_FLAGS "?"
-#endif
 
 static const char *const layers[] = {
     "block_10_project_BN", "block_12_add", "block_13_expand_relu", "block_16_project_BN", "out_relu",
@@ -148,7 +145,7 @@ int main(int argc, char **argv)
                 lk_cnn_layer(m));
 
     printf("# embed: ms per image, single thread, median and p90 over %zu photos x %zu rounds\n", nf, rounds);
-    bench_print_env(LK_BUILD_FLAGS);
+    bench_print_env();
     printf("# model: %s\n\n", models_dir);
 
     /* Memory per workspace. */

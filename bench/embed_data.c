@@ -125,7 +125,17 @@ void bench_set_free(struct bench_set *s)
     memset(s, 0, sizeof *s);
 }
 
-void bench_print_env(const char *build_flags)
+#ifndef LK_BENCH_BUILD
+#define LK_BENCH_BUILD "?"
+#endif
+#ifndef LK_GIT_REV
+#define LK_GIT_REV "?"
+#endif
+#ifndef LK_CC_ID
+#define LK_CC_ID "?"
+#endif
+
+void bench_print_env(void)
 {
     char model[256] = "unknown";
     FILE *f = fopen("/proc/cpuinfo", "r");
@@ -149,5 +159,5 @@ void bench_print_env(const char *build_flags)
                                                         : "SSE2";
     printf("# CPU: %s\n# SIMD: XNNPACK picks its micro-kernels at run time by CPUID; best ISA here: %s\n", model,
            simd);
-    printf("# compiler: gcc %s, flags: %s\n", __VERSION__, build_flags);
+    printf("# compiler: %s, build: %s, git: %s\n", LK_CC_ID, LK_BENCH_BUILD, LK_GIT_REV);
 }

@@ -22,8 +22,9 @@ struct bench_set {
 int bench_set_load(const char *dir, const char *name, struct bench_set *s);
 void bench_set_free(struct bench_set *s);
 
-/* "CPU: <model> | compiler: <cc> <flags> | XNNPACK: ... | SIMD: ..." */
-void bench_print_env(const char *build_flags);
+/* Print "# CPU ...", "# SIMD ...", "# compiler, build options, git revision"
+ * (the build macros come from bench/meson.build's lk_bench_args). */
+void bench_print_env(void);
 
 double bench_now_ms(void);
 

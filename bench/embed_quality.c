@@ -26,6 +26,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +57,7 @@ struct combo {
     enum prep prep;
     size_t dim;
     float *data;        /* n x dim */
+    bool need;          /* not in the cache: compute */
 };
 
 struct job {
@@ -85,26 +87,32 @@ static void *worker(void *arg)
     static const uint8_t white[3] = {255, 255, 255};
     for (size_t i = (size_t)j->tid; i < j->set->n; i += (size_t)j->nthreads) {
         struct lk_image img = {0}, sized[3] = {{0}};
-        if (lk_image_load_file(j->set->paths[i], &opts, &img, NULL, &e) ||
-            lk_image_resize(&img, 224, 224, &sized[PREP_SQUASH], &e) ||
-            lk_image_center_crop(&img, 224, 224, &sized[PREP_CROP], &e) ||
-            lk_image_letterbox(&img, 224, 224, white, &sized[PREP_LETTERBOX], &e)) {
+        j->ok[i] = 0;
+        if (lk_image_load_file(j->set->paths[i], &opts, &img, NULL, &e)) {
             fprintf(stderr, "%s: %s\n", j->set->paths[i], e.msg);
-            j->ok[i] = 0;
         } else {
             j->ok[i] = 1;
-            int done_prep = -1;
             for (size_t c = 0; c < j->n_combos; c++) {
                 struct combo *cb = &j->combos[c];
                 float *dst = cb->data + i * cb->dim;
+                if (!cb->need)
+                    continue;
                 if (cb->layer < 0) {
                     lk_colour_embed(&img, dst, &e);
                     continue;
                 }
-                if ((int)cb->prep != done_prep) {
-                    lk_image_to_float(&sized[cb->prep], LK_LAYOUT_HWC, mean, scale, in, &e);
-                    done_prep = (int)cb->prep;
+                /* Resize lazily: only the preprocessings still needed. */
+                struct lk_image *sz = &sized[cb->prep];
+                if (!sz->rgb) {
+                    int rc = cb->prep == PREP_SQUASH ? lk_image_resize(&img, 224, 224, sz, &e)
+                             : cb->prep == PREP_CROP ? lk_image_center_crop(&img, 224, 224, sz, &e)
+                                                     : lk_image_letterbox(&img, 224, 224, white, sz, &e);
+                    if (rc) {
+                        fprintf(stderr, "%s: %s\n", j->set->paths[i], e.msg);
+                        exit(1);
+                    }
                 }
+                lk_image_to_float(sz, LK_LAYOUT_HWC, mean, scale, in, &e);
                 if (lk_cnn_forward(ws[cb->layer], in, dst, &e)) {
                     fprintf(stderr, "forward: %s\n", e.msg);
                     exit(1);
@@ -123,26 +131,36 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* ==== Cache ==== */
+/* ==== Cache ====
+ * One file per (set, descriptor family): FNV-1a key of the photo paths, the
+ * family name and its dim; then the decode-ok flags and the n x dim floats.
+ * Delete the directory after changing the model or the colour histogram. */
 
-static unsigned long long key_of(const struct bench_set *s, const struct combo *cb, size_t nc)
+static unsigned long long key_of(const struct bench_set *s, const struct combo *cb)
 {
-    unsigned long long h = 1469598103934665603ull;  /* FNV-1a */
+    unsigned long long h = 1469598103934665603ull;
 #define MIX(p, n)                                            \
     for (size_t q_ = 0; q_ < (n); q_++)                      \
         h = (h ^ ((const unsigned char *)(p))[q_]) * 1099511628211ull;
     for (size_t i = 0; i < s->n; i++)
         MIX(s->paths[i], strlen(s->paths[i]));
-    for (size_t c = 0; c < nc; c++) {
-        MIX(cb[c].name, strlen(cb[c].name));
-        MIX(&cb[c].dim, sizeof cb[c].dim);
-    }
+    MIX(cb->name, strlen(cb->name));
+    uint64_t d = cb->dim;
+    MIX(&d, sizeof d);
 #undef MIX
     return h;
 }
 
-static int cache_io(const char *path, bool write, unsigned long long key, struct combo *cb, size_t nc,
-                    unsigned char *ok, size_t n)
+static void cache_path(char *out, size_t cap, const char *dir, const char *set, const char *combo)
+{
+    snprintf(out, cap, "%s/%s__%s.bin", dir, set, combo);
+    for (char *c = out + strlen(dir) + 1; *c; c++)
+        if (*c == '/')
+            *c = '_';
+}
+
+static int cache_io(const char *path, bool write, unsigned long long key, struct combo *cb, unsigned char *ok,
+                    size_t n)
 {
     FILE *f = fopen(path, write ? "wb" : "rb");
     if (!f)
@@ -152,12 +170,12 @@ static int cache_io(const char *path, bool write, unsigned long long key, struct
     if (write) {
         fwrite(&k, sizeof k, 1, f);
         fwrite(ok, 1, n, f);
-        for (size_t c = 0; c < nc; c++)
-            fwrite(cb[c].data, sizeof(float), n * cb[c].dim, f);
+        fwrite(cb->data, sizeof(float), n * cb->dim, f);
     } else {
-        rc = fread(&k, sizeof k, 1, f) == 1 && k == key && fread(ok, 1, n, f) == n ? 0 : -1;
-        for (size_t c = 0; !rc && c < nc; c++)
-            rc = fread(cb[c].data, sizeof(float), n * cb[c].dim, f) == n * cb[c].dim ? 0 : -1;
+        rc = fread(&k, sizeof k, 1, f) == 1 && k == key && fread(ok, 1, n, f) == n &&
+                     fread(cb->data, sizeof(float), n * cb->dim, f) == n * cb->dim
+                 ? 0
+                 : -1;
     }
     if (fclose(f) != 0)
         rc = -1;
@@ -262,6 +280,12 @@ static float *process(const float *raw, const unsigned char *ok, size_t n, size_
     return y;
 }
 
+/* Default layer, squash: score (grocery R@1, else cat1NN) for w = 0..1 in
+ * steps of 0.1, with "post" and "pca128" CNN post-processing. */
+#define N_W 11
+static double summary[3][2][N_W];
+static int summary_sets;
+
 static void row(const char *label, size_t dim, struct metrics m, bool product)
 {
     if (product)
@@ -271,7 +295,7 @@ static void row(const char *label, size_t dim, struct metrics m, bool product)
 }
 
 static void run_set(const char *data, const char *name, struct lk_cnn_model **models, const char *cache_dir,
-                    int nthreads, bool product)
+                    int nthreads, bool product, double sum[2][N_W])
 {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", data, name);
@@ -295,12 +319,19 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
     }
     for (size_t c = 0; c < nc; c++)
         cb[c].data = calloc(n * cb[c].dim, sizeof(float));
-    unsigned char *ok = calloc(n, 1);
+    unsigned char *ok = calloc(n, 1), *ok_c = calloc(n, 1);
     char cpath[4200];
-    snprintf(cpath, sizeof cpath, "%s/%s.bin", cache_dir, name);
-    unsigned long long key = key_of(&s, cb, nc);
-    if (cache_io(cpath, false, key, cb, nc, ok, n) != 0) {
-        fprintf(stderr, "computing %zu photos of %s with %d threads (cache: %s)\n", n, name, nthreads, cpath);
+    size_t missing = 0;
+    for (size_t c = 0; c < nc; c++) {
+        cache_path(cpath, sizeof cpath, cache_dir, name, cb[c].name);
+        cb[c].need = cache_io(cpath, false, key_of(&s, &cb[c]), &cb[c], ok_c, n) != 0;
+        if (!cb[c].need)
+            memcpy(ok, ok_c, n);
+        missing += cb[c].need;
+    }
+    if (missing) {
+        fprintf(stderr, "computing %zu of %zu descriptor families for %zu photos of %s, %d threads (cache: %s)\n",
+                missing, nc, n, name, nthreads, cache_dir);
         double t0 = bench_now_ms();
         pthread_t th[16];
         struct job jobs[16];
@@ -311,9 +342,13 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
         for (int t = 0; t < nthreads; t++)
             pthread_join(th[t], NULL);
         fprintf(stderr, "  done in %.1f s\n", (bench_now_ms() - t0) / 1e3);
-        if (cache_io(cpath, true, key, cb, nc, ok, n) != 0)
-            fprintf(stderr, "warning: could not write %s\n", cpath);
+        for (size_t c = 0; c < nc; c++) {
+            cache_path(cpath, sizeof cpath, cache_dir, name, cb[c].name);
+            if (cb[c].need && cache_io(cpath, true, key_of(&s, &cb[c]), &cb[c], ok, n) != 0)
+                fprintf(stderr, "warning: could not write %s\n", cpath);
+        }
     }
+    free(ok_c);
     size_t valid = 0;
     for (size_t i = 0; i < n; i++)
         valid += ok[i];
@@ -331,7 +366,9 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
     float *col = process(cb[0].data, ok, n, LK_COLOUR_DIM, 0, 0, &cd);
     float *S_col = gram(col, n, cd);
     free(col);
-    row("colour histogram", cd, evaluate(&s, ok, S_col, NULL, 0), product);
+    struct metrics mc = evaluate(&s, ok, S_col, NULL, 0);
+    row("colour histogram", cd, mc, product);
+    sum[0][0] = sum[1][0] = product ? mc.r1 : mc.cat1;
 
     /* Per layer and preprocessing: raw cosine, post-processed, fused sweep. */
     float best_w_r1 = -1, best_w = 0;
@@ -349,7 +386,11 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
         S = gram(post, n, d);
         free(post);
         snprintf(label, sizeof label, "cnn %s post", cb[c].name);
-        row(label, d, evaluate(&s, ok, S, NULL, 0), product);
+        struct metrics mp = evaluate(&s, ok, S, NULL, 0);
+        row(label, d, mp, product);
+        bool is_default = cb[c].layer == DEFAULT_LAYER_IDX && cb[c].prep == PREP_SQUASH;
+        if (is_default)
+            sum[0][N_W - 1] = product ? mp.r1 : mp.cat1;
         bool sweep = cb[c].layer == DEFAULT_LAYER_IDX || cb[c].prep == PREP_SQUASH;
         for (int k = 1; sweep && k <= 9; k++) {
             float w = k / 10.0f;
@@ -357,6 +398,8 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
             snprintf(label, sizeof label, "fused %s w=%.1f", cb[c].name, (double)w);
             row(label, d + LK_COLOUR_DIM, m, product);
             double score = product ? m.r1 : m.cat1;
+            if (is_default)
+                sum[0][k] = score;
             if (cb[c].layer == DEFAULT_LAYER_IDX && cb[c].prep == PREP_SQUASH && score > best_w_r1)
                 best_w_r1 = (float)score, best_w = w, snprintf(best_label, sizeof best_label, "%s", cb[c].name);
         }
@@ -369,9 +412,20 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
                 S = gram(pc, n, d);
                 free(pc);
                 snprintf(label, sizeof label, "cnn %s pca%zu", cb[c].name, pca);
-                row(label, d, evaluate(&s, ok, S, NULL, 0), product);
-                snprintf(label, sizeof label, "fused %s pca%zu w=%.1f", cb[c].name, pca, (double)best_w);
-                row(label, d + LK_COLOUR_DIM, evaluate(&s, ok, S, S_col, best_w), product);
+                struct metrics m = evaluate(&s, ok, S, NULL, 0);
+                row(label, d, m, product);
+                if (pca == 128)
+                    sum[1][N_W - 1] = product ? m.r1 : m.cat1;
+                for (int k = 1; k <= 9; k++) {
+                    float w = k / 10.0f;
+                    m = evaluate(&s, ok, S, S_col, w);
+                    if (pca == 128)
+                        sum[1][k] = product ? m.r1 : m.cat1;
+                    if (pca == 128 || k == 5) {
+                        snprintf(label, sizeof label, "fused %s pca%zu w=%.1f", cb[c].name, pca, (double)w);
+                        row(label, d + LK_COLOUR_DIM, m, product);
+                    }
+                }
                 free(S);
             }
         }
@@ -414,12 +468,52 @@ int main(int argc, char **argv)
             return 1;
         }
     printf("# embed_quality: leave-one-out retrieval by inner product\n");
-    bench_print_env("(quality only; speed in bench/embed)");
+    bench_print_env();
     static const struct { const char *name; bool product; } sets[] = {
         {"grocery", true}, {"clothing-photos", false}, {"fashion-small", false}};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
-        if (!only || !strcmp(only, sets[i].name))
-            run_set(data, sets[i].name, models, cache, nthreads, sets[i].product);
+        if (!only || !strcmp(only, sets[i].name)) {
+            run_set(data, sets[i].name, models, cache, nthreads, sets[i].product, summary[i]);
+            summary_sets |= 1 << i;
+        }
+    /* The fusion weight: each set's score divided by its best over w, then
+     * averaged over the sets; the default w is the argmax (grocery same-product
+     * recall@1 alone would pick the colour-heavy end, clothing category
+     * accuracy the CNN-heavy end). */
+    for (int v = 0; v < 2; v++) {
+        printf("\n### fusion weight, %s layer, %s: score per set (grocery R@1, others cat1NN) and mean of score/best\n\n",
+               layers[DEFAULT_LAYER_IDX], v ? "PCA-whitened to 128" : "post-processed, no PCA");
+        printf("|   w |");
+        for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+            if (summary_sets & (1 << i))
+                printf(" %15s |", sets[i].name);
+        printf(" mean rel |\n|-----|");
+        for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
+            if (summary_sets & (1 << i))
+                printf("-----------------|");
+        printf("----------|\n");
+        double best_mean = -1;
+        int best_k = 0;
+        for (int k = 0; k < N_W; k++) {
+            double rel = 0;
+            int cnt = 0;
+            printf("| %.1f |", k / 10.0);
+            for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+                if (!(summary_sets & (1 << i)))
+                    continue;
+                double mx = 0;
+                for (int q = 0; q < N_W; q++)
+                    mx = summary[i][v][q] > mx ? summary[i][v][q] : mx;
+                printf(" %15.3f |", summary[i][v][k]);
+                rel += mx > 0 ? summary[i][v][k] / mx : 0, cnt++;
+            }
+            rel /= cnt ? cnt : 1;
+            printf(" %8.3f |\n", rel);
+            if (rel > best_mean)
+                best_mean = rel, best_k = k;
+        }
+        printf("\nbest mean relative score at w = %.1f (%.3f)\n", best_k / 10.0, best_mean);
+    }
     for (size_t l = 0; l < N_LAYERS; l++)
         lk_cnn_free(models[l]);
     return 0;

@@ -24,6 +24,7 @@
 #include <cJSON.h>
 
 #include "lookalike/embed.h"
+#include "lookalike/image.h"
 
 #define SIDE 224
 #define N_IN (SIDE * SIDE * 3)
@@ -217,6 +218,42 @@ Test(cnn, rejects_non_finite_input)
     cr_assert_eq(lk_cnn_forward(ws, in, out, &e), LK_OK, "%s", e.msg);
     free(in);
     lk_cnn_workspace_free(ws);
+}
+
+Test(cnn, describe_is_resize_normalise_forward)
+{
+    struct lk_err e = {0};
+    struct lk_cnn_model *m = NULL;
+    struct lk_cnn_workspace *ws = NULL;
+    cr_assert_eq(lk_cnn_load(model_dir, &m, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(lk_cnn_workspace_new(m, &ws, &e), LK_OK, "%s", e.msg);
+    struct lk_image img = {0}, sized = {0};
+    cr_assert_eq(lk_image_init(&img, 301, 187, &e), LK_OK, "%s", e.msg);
+    for (uint32_t y = 0; y < img.height; y++)
+        for (uint32_t x = 0; x < img.width; x++)
+            for (int c = 0; c < 3; c++)
+                img.rgb[(y * img.width + x) * 3 + c] = (uint8_t)(((x >> 3) ^ (y >> 3)) * 37 + c * 60);
+    float got[576], want[576], *in = malloc(N_IN * sizeof *in);
+    cr_assert_eq(lk_cnn_describe(ws, &img, got, &e), LK_OK, "%s", e.msg);
+    const float mean[3] = {127.5f, 127.5f, 127.5f}, scale[3] = {1 / 127.5f, 1 / 127.5f, 1 / 127.5f};
+    cr_assert_eq(lk_image_resize(&img, SIDE, SIDE, &sized, &e), LK_OK);
+    cr_assert_eq(lk_image_to_float(&sized, LK_LAYOUT_HWC, mean, scale, in, &e), LK_OK);
+    cr_assert_eq(lk_cnn_forward(ws, in, want, &e), LK_OK);
+    cr_assert_eq(memcmp(got, want, sizeof got), 0, "describe differs from resize + normalise + forward");
+    double norm = 0;
+    for (int i = 0; i < 576; i++) {
+        cr_assert(got[i] >= 0 && got[i] <= 6, "ReLU6 output out of range: %f", got[i]);
+        norm += got[i] * (double)got[i];
+    }
+    cr_assert_gt(norm, 0);
+    struct lk_image empty = {0};
+    cr_assert_neq(lk_cnn_describe(ws, &empty, got, &e), LK_OK, "an empty image must be rejected");
+    cr_assert_eq(lk_cnn_describe(ws, NULL, got, &e), LK_ERR_INVALID_ARG);
+    free(in);
+    lk_image_free(&sized);
+    lk_image_free(&img);
+    lk_cnn_workspace_free(ws);
+    lk_cnn_free(m);
 }
 
 /* ---- Corrupt model files ---- */
