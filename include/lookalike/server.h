@@ -266,6 +266,24 @@ struct lk_server_config {
 /* Fill `cfg` with the defaults above (tokens empty, log = lk_server_log_stderr). */
 void lk_server_config_default(struct lk_server_config *cfg);
 
+/*
+ * Set one option by name from text, for flags and config files:
+ * "bind" (numeric address; `value` is BORROWED and must outlive the config),
+ * "port", "threads", "max_body_bytes"/"max_json_bytes"/"max_buffered_bytes"/
+ * "connection_memory_bytes" (sizes: "10MiB", "512k", "1048576"),
+ * "connection_timeout_s", "request_timeout_s", "max_connections",
+ * "max_connections_per_ip", "rate_rps" (0 = off), "rate_burst",
+ * "rate_table_size", "search_requires_read_token" (true/false),
+ * "shutdown_grace_ms".  Tokens are refused (environment or token file only).
+ * Errors: LK_ERR_INVALID_ARG naming the option (unknown, malformed, out of
+ * range).  Cross-field checks happen in lk_server_start.
+ */
+int lk_server_config_set(struct lk_server_config *cfg, const char *key, const char *value, struct lk_err *err);
+
+/* Name of the i-th settable option (NULL past the end) and a one-line help
+ * text in *help (may be NULL), for `serve --help`.  Static strings. */
+const char *lk_server_config_option(size_t i, const char **help);
+
 /* ==== Life cycle ======================================================== */
 
 struct lk_server;

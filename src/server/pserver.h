@@ -11,6 +11,7 @@
  *   ratelimit.c  per-client token buckets in a bounded table
  *   metrics.c    counters/histograms and the Prometheus text rendering
  *   validate.c   syntax of SKUs, search ids, regions, categories, prices
+ *   config.c     options by name from text (flags, config files)
  *
  * Tests include this header to reach the units directly.
  */

@@ -5,7 +5,8 @@
  * pipeline is integrated.  Not installed, not product code.
  *
  * Usage: fake_server [PORT]   (default 0 = ephemeral; prints "port N")
- * Serves on 127.0.0.1 until SIGINT/SIGTERM.
+ * Serves on 127.0.0.1 until SIGINT/SIGTERM.  LK_FAKE_RATE_RPS=0 turns the
+ * per-client rate limit off (for load generators on loopback).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +30,8 @@ int main(int argc, char **argv)
     lk_server_config_default(&cfg);
     cfg.port = (uint16_t)(argc > 1 ? atoi(argv[1]) : 0);
     cfg.threads = 2;
+    if (getenv("LK_FAKE_RATE_RPS"))
+        cfg.rate_rps = atof(getenv("LK_FAKE_RATE_RPS"));
     if (lk_server_start(&cfg, &be, &srv, &err) != LK_OK) {
         fprintf(stderr, "fake_server: %s\n", err.msg);
         return 1;
