@@ -326,7 +326,7 @@ struct lk_build_opts {
     unsigned threads;           /* 0 = online CPUs */
     size_t pca_dim;             /* 0 = no PCA-whitening (mean-centring only) */
     float w;                    /* CNN weight; 0 = LK_EMBED_W_DEFAULT */
-    uint32_t calib_samples;     /* images sampled for band calibration; 0 = 200 */
+    uint32_t calib_samples;     /* images sampled for band calibration (x5 distortions); 0 = 100 */
     unsigned keep_old;          /* older generations kept (default 1) */
     lk_build_progress_fn progress;
     void *progress_ud;

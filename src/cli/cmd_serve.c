@@ -247,6 +247,5 @@ int lk__cmd_serve(int argc, char **argv)
         fprintf(stderr, "lookalike serve: %s\n", err.msg);
     lk_server_stop(srv);
     lk_engine_close(eng);
-    fprintf(stderr, "lookalike: stopped\n");
     return rc == LK_OK ? LK_EXIT_OK : LK_EXIT_FAILED;
 }

@@ -633,7 +633,7 @@ static int calibrate(struct run *r, struct lk_build_report *rep, struct lk_err *
     size_t n_ok = 0;
     for (size_t i = 0; i < r->l.n; i++)
         n_ok += r->l.v[i].status == LK_OK;
-    size_t want = o->calib_samples ? o->calib_samples : 200;
+    size_t want = o->calib_samples ? o->calib_samples : 100;
     if (want > n_ok)
         want = n_ok;
     size_t *sample = malloc((want ? want : 1) * sizeof *sample);

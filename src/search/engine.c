@@ -17,8 +17,8 @@
  * put cannot add a vector to a generation that a concurrent reload is about
  * to retire.  Searches never take write_mu.
  *
- * Workspaces: one CNN runtime (~7 MB) per concurrent search, created lazily
- * up to opts.workspaces and recycled through a free list; a search that
+ * Workspaces: one CNN runtime (~7 MB) per concurrent search, created at
+ * open (opts.workspaces of them) and recycled through a free list; a search that
  * finds none free waits on pool_cv (bounded concurrency = bounded memory).
  *
  * Caches: product metadata that SQL would otherwise serve per result
@@ -480,6 +480,15 @@ int lk_engine_open(const struct lk_engine_opts *opts, struct lk_engine **out, st
     rc = lk_catalog_open(eng->data_dir, &co, &eng->cat, err);
     if (rc == LK_OK)
         rc = lk_cnn_load(eng->model_dir, &eng->model, err);
+    /* Build the workspaces now (XNNPACK packs weights per runtime, tens of
+     * ms each) so the first searches do not pay for it. */
+    while (rc == LK_OK && eng->pool_size < eng->pool_cap) {
+        rc = lk__ws_new(eng->model, &eng->pool[eng->pool_free], err);
+        if (rc == LK_OK) {
+            eng->pool_free++;
+            eng->pool_size++;
+        }
+    }
     if (rc == LK_OK) {
         rc = lk_engine_reload(eng, err);
         if (rc == LK_ERR_STATE)
