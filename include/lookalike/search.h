@@ -71,8 +71,9 @@ extern "C" {
  * distorted copy is embedded and searched, and two distributions are
  * collected: similarity to its OWN product ("own") and to the nearest OTHER
  * product ("other").  Then
- *   exact  = max(10th percentile of own under the mildest distortions,
- *                99th percentile of other + margin)   near-duplicate photo
+ *   exact  = max(10th percentile of own under the mildest distortions
+ *                (brightness), 99th percentile of other + margin; the
+ *                95th below 200 pairs)   near-duplicate photo
  *   high   = lowest s where own/(own+other) among pairs >= s reaches 0.95
  *   medium = lowest s where that precision reaches 0.75
  *   floor  = 25th percentile of other: below it two photos share little;

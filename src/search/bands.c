@@ -120,7 +120,10 @@ int lk_bands_from_samples(float *own, const unsigned char *mild, float *other, s
     qsort(m, nm, sizeof *m, cmp_float);
 
     const float gap = LK_BANDS_MIN_GAP;
-    float other_p99 = quantile(other, n, 0.99);
+    /* Below 200 pairs the 99th percentile is the maximum, i.e. whichever
+     * single pair of look-alike products (a duplicate listing) happened to
+     * be sampled; the 95th is the robust choice there. */
+    float other_p99 = quantile(other, n, n < 200 ? 0.95 : 0.99);
     float exact = nm ? quantile(m, nm, 0.10) : quantile(own, n, 0.5);
     if (exact < other_p99 + 2 * gap)
         exact = other_p99 + 2 * gap;

@@ -32,8 +32,8 @@
  * Distortions for calibration: centre crop to 80 %, brightness x0.8 and
  * x1.2, down-sampling to a third and back (the loss of detail that heavy
  * JPEG recompression and small uploads cause; src/ has no JPEG encoder, so
- * resampling stands in for it), rotation by 6 degrees.  Brightness and
- * resampling count as "mild" (near-duplicates) for the `exact` threshold.
+ * resampling stands in for it), rotation by 6 degrees.  Brightness counts
+ * as "mild" (a near-duplicate photo) for the `exact` threshold.
  */
 #include <math.h>
 #include <pthread.h>
@@ -618,13 +618,23 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
     return rc;
 }
 
-/* Drop vectors of images that left the catalog (incremental builds). */
+/* Drop vectors of images that left the catalog (incremental builds).
+ * Image ids are never reused, so a stale id is either below the highest
+ * catalog id (a gap) or above it (the newest images were deleted); the
+ * scan above stops once the index holds exactly the catalog's vectors. */
 static void drop_stale(struct run *r)
 {
     int64_t max_id = r->l.n ? r->l.v[r->l.n - 1].id : 0;
+    size_t live = 0;
+    for (size_t i = 0; i < r->l.n; i++)
+        live += lk_index_contains(r->idx, (uint64_t)r->l.v[i].id) != 0;
     for (int64_t id = 1; id <= max_id; id++)
         if (find_img(&r->l, id) < 0 && lk_index_contains(r->idx, (uint64_t)id))
             lk_index_remove(r->idx, (uint64_t)id, NULL);
+    for (uint64_t id = (uint64_t)max_id + 1; lk_index_count(r->idx) > live && id < (uint64_t)max_id + (1u << 24);
+         id++)
+        if (lk_index_contains(r->idx, id))
+            lk_index_remove(r->idx, id, NULL);
 }
 
 static int calibrate(struct run *r, struct lk_build_report *rep, struct lk_err *err)
@@ -668,7 +678,7 @@ static int calibrate(struct run *r, struct lk_build_report *rep, struct lk_err *
         own[m] = own[i];
         other[m] = other[i];
         int d = (int)(i % N_DISTORT);
-        mild[m] = d == 1 || d == 2 || d == 3;
+        mild[m] = d == 1 || d == 2;     /* brightness only: near-duplicates */
         m++;
     }
     int rc = lk_bands_from_samples(own, mild, other, m, &r->meta.bands, err);

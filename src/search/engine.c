@@ -411,17 +411,24 @@ int lk__gen_catch_up(struct lk_engine *eng, struct lk__gen *g, size_t *added, si
     lk__ws_release(eng, ws);
     if (rc == LK_OK) {
         /* Vectors of images deleted since the build.  Image ids are never
-         * reused, so any indexed id up to max_id that is not in the
-         * catalog is stale; ids above max_id cannot exist. */
+         * reused: a stale id is a gap below the highest catalog id or lies
+         * above it (the newest images were deleted). */
         unsigned char *present = calloc((size_t)max_id + 1, 1);
         if (!present) {
             rc = lk_err_set(err, LK_ERR_NOMEM, "out of memory");
         } else {
-            for (size_t i = 0; i < l.n; i++)
+            size_t live = 0;
+            for (size_t i = 0; i < l.n; i++) {
                 present[l.v[i].id] = 1;
+                live += lk_index_contains(g->idx, (uint64_t)l.v[i].id) != 0;
+            }
             for (int64_t id = 1; id <= max_id; id++)
                 if (!present[id] && lk_index_contains(g->idx, (uint64_t)id) &&
                     lk_index_remove(g->idx, (uint64_t)id, NULL) == LK_OK)
+                    n_rm++;
+            for (uint64_t id = (uint64_t)max_id + 1;
+                 lk_index_count(g->idx) > live && id < (uint64_t)max_id + (1u << 24); id++)
+                if (lk_index_contains(g->idx, id) && lk_index_remove(g->idx, id, NULL) == LK_OK)
                     n_rm++;
             free(present);
         }

@@ -69,7 +69,10 @@ int lk__fallback(struct lk__search_ctx *c, struct lk_err *err)
         lk_category_parent(c->category, parent, sizeof parent);
         if (parent[0])
             rc = step(c, "sibling_categories", c->query, &c->base, parent, tier++, err);
-        if (rc == LK_OK && need_more(c))
+        /* A category the caller named is the shopper's choice: widened
+         * only when it cannot fill the page, never because its matches
+         * are weak. */
+        if (rc == LK_OK && (c->category_explicit ? c->n_cands < c->req->k : need_more(c)))
             rc = step(c, c->category_explicit ? "category" : "category_guard", c->query, &c->base,
                       NULL, tier++, err);
     }
@@ -84,7 +87,8 @@ int lk__fallback(struct lk__search_ctx *c, struct lk_err *err)
         for (size_t i = dim - LK_COLOUR_DIM; i < dim; i++)
             nn += c->ws->vec2[i] * c->ws->vec2[i];
         if (nn > 0.0f) {
-            rc = step(c, "colour_adjacent", c->ws->vec2, &c->base, NULL, tier++, err);
+            rc = step(c, "colour_adjacent", c->ws->vec2, &c->base,
+                      c->category_explicit ? c->category : NULL, tier++, err);
             c->by_colour = 1;
         }
     }

@@ -126,9 +126,11 @@ static int add_results(struct lk__search_ctx *c, struct lk_err *err)
         it->stock = br.stock;
         it->margin_tier = br.margin_tier;
         it->weak = lk__img_weak(c->eng, cd->image_id);
-        /* Strict results that are real matches come first; everything else
-         * (relaxed steps, weak matches) competes on band and score. */
-        it->tier = cd->tier == 0 && lk_bands_classify(b, cd->similarity) > LK_BAND_LOW ? 0 : 1;
+        /* Strict results come first; relaxed ones compete on band and
+         * score after them.  Exception: in the colour fallback every weak
+         * result (strict or not) competes on colour. */
+        it->tier = cd->tier == 0 && !(c->by_colour && lk_bands_classify(b, cd->similarity) == LK_BAND_LOW)
+                       ? 0 : 1;
         it->user = i;
     }
     lk_rank_apply(&c->eng->opts.rank, b, items, m);

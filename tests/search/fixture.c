@@ -124,18 +124,23 @@ struct lk_image fx_render(size_t i, int variant)
             for (int x = 60; x < 200; x += 46)            /* cushion seams */
                 box(&im, x + 40, 140, x + 42, 178, p->rgb, 0.6);
             break;
-        case FX_BEANBAG:
-            blob(&im, 128, 150, 90, 70, p->rgb, 1.0);
-            blob(&im, 128, 95, 55, 45, p->rgb, 0.95);
+        case FX_BEANBAG: {
+            /* a slumped teardrop with dark wrinkle lines */
+            blob(&im, 128, 160, 95, 60, p->rgb, 1.0);
+            blob(&im, 120, 105, 45, 55, p->rgb, 0.9);
+            for (int k = 0; k < 5; k++)
+                for (int t = 0; t < 40; t++)
+                    for (int w = 0; w < 3; w++)
+                        px(&im, 70 + k * 25 + t / 3, 120 + t + w, dark, 1.0);
             break;
-        default: { /* ball: circle with a white band */
-            static const uint8_t white[3] = {250, 250, 250};
-            blob(&im, 128, 128, 80, 80, p->rgb, 1.0);
-            for (int y = 118; y < 138; y++)
-                for (int x = 48; x < 208; x++) {
-                    double dx = (x - 128) / 80.0, dy = (y - 128) / 80.0;
-                    if (dx * dx + dy * dy <= 1)
-                        px(&im, x, y, white, 0.95);
+        }
+        default: { /* ball: smaller disc with a dark checker of patches */
+            blob(&im, 128, 128, 64, 64, p->rgb, 1.0);
+            for (int y = 64; y < 192; y++)
+                for (int x = 64; x < 192; x++) {
+                    double dx = (x - 128) / 64.0, dy = (y - 128) / 64.0;
+                    if (dx * dx + dy * dy <= 1 && ((x / 16 + y / 16) % 2 == 0))
+                        px(&im, x, y, dark, 1.0);
                 }
             break;
         }
@@ -153,8 +158,8 @@ struct lk_image fx_render(size_t i, int variant)
 static struct lk_image distorted(size_t i)
 {
     struct lk_image im = fx_render(i, 0);
-    struct lk_image c = gen_crop(&im, 12, 14, 230, 230);
-    struct lk_image d = gen_scale_brightness(&c, 0.9);
+    struct lk_image c = gen_crop(&im, 6, 8, 244, 244);
+    struct lk_image d = gen_scale_brightness(&c, 0.93);
     lk_image_free(&im);
     lk_image_free(&c);
     return d;
@@ -163,7 +168,7 @@ static struct lk_image distorted(size_t i)
 void fx_query_jpeg(size_t i, uint8_t **buf, size_t *len)
 {
     struct lk_image d = distorted(i);
-    struct gen_jpeg_opts o = {.quality = 70};
+    struct gen_jpeg_opts o = {.quality = 80};
     gen_jpeg(&d, &o, buf, len);
     lk_image_free(&d);
 }
@@ -249,7 +254,7 @@ int fx_build(const char *root, struct lk_build_report *rep, struct lk_err *err)
     o.images_dir = images;
     o.data_dir = data;
     o.model_dir = model_path();
-    o.calib_samples = 12;
+    o.calib_samples = 32;   /* every image */
     if (!o.model_dir)
         return lk_err_set(err, LK_ERR_MODEL, "model missing");
     return lk_index_build(&o, rep, err);
@@ -306,7 +311,9 @@ static int rm_one(const char *p, const struct stat *sb, int type, struct FTW *ft
 
 void fx_teardown(void)
 {
-    if (g_root[0])
+    if (getenv("LK_FX_KEEP"))
+        fprintf(stderr, "fixture kept in %s\n", g_root);
+    else if (g_root[0])
         nftw(g_root, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 

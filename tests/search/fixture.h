@@ -48,8 +48,8 @@ const char *fx_model_dir(void);
 /* Render image `variant` (0 or 1) of product i, 256 x 256. */
 struct lk_image fx_render(size_t i, int variant);
 
-/* A shopper's distorted photo of product i: crop to 90 %, brightness
- * x0.9, JPEG quality 70.  *buf malloc'ed. */
+/* A shopper's copy of product i's photo: cropped by ~5 %, brightness
+ * x0.93, JPEG quality 80.  *buf malloc'ed. */
 void fx_query_jpeg(size_t i, uint8_t **buf, size_t *len);
 /* Same distortions, PNG-encoded. */
 void fx_query_png(size_t i, uint8_t **buf, size_t *len);
