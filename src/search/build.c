@@ -854,10 +854,7 @@ int lk_index_update(const struct lk_build_opts *opts, const char *const *remove_
     if (rc != LK_OK)
         return rc;
     char dir[4200], path[4300];
-    if (cur.dir[0] == '/')
-        snprintf(dir, sizeof dir, "%s", cur.dir);
-    else
-        snprintf(dir, sizeof dir, "%s/%s", opts->data_dir, cur.dir);
+    snprintf(dir, sizeof dir, "%s", cur.dir);   /* already joined with data_dir */
     struct lk__meta old;
     rc = lk__meta_read(dir, &old, err);
     if (rc != LK_OK)

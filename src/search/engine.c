@@ -86,8 +86,10 @@ void lk__gen_release(struct lk__gen *g)
 
 static int gen_dir(const struct lk_engine *eng, const struct lk_generation *cur, char *out, size_t n)
 {
-    int w = cur->dir[0] == '/' ? snprintf(out, n, "%s", cur->dir)
-                               : snprintf(out, n, "%s/%s", eng->data_dir, cur->dir);
+    /* lk_generation_current already joins the data dir and the
+     * generation's directory name. */
+    (void)eng;
+    int w = snprintf(out, n, "%s", cur->dir);
     return w > 0 && (size_t)w < n ? LK_OK : LK_ERR_INVALID_ARG;
 }
 
