@@ -32,10 +32,11 @@
  * struct lk_cnn_workspace (XNNPACK runtime + buffers); a workspace must not be
  * used by two threads at once.  Workspaces keep the model alive (reference
  * count), so lk_cnn_free() may be called before the last workspace is freed.
- * Memory: the model holds the folded float weights (about 2.2 MB for the
- * default layer); each workspace holds its own XNNPACK runtime with packed
- * weights and activation arena (about 6-7 MB for the default layer; see
- * bench/embed for the measured figure).
+ * Memory: the model holds the folded float weights (2.4 MB for the default
+ * layer); each workspace holds its own XNNPACK runtime (packed weights +
+ * activation arena: 11.3 MB for the default layer, 17.8 MB for the full
+ * backbone, as measured by bench/embed) plus 0.6 MB of buffers.  This
+ * XNNPACK version (2022-02) cannot share packed weights between runtimes.
  */
 #ifndef LOOKALIKE_EMBED_H
 #define LOOKALIKE_EMBED_H
@@ -103,14 +104,17 @@ void lk_cnn_workspace_free(struct lk_cnn_workspace *ws);
 /* Run the network on `input` (height*width*3 floats, HWC, preprocessed as
  * above, caller-owned, no slack needed) and write lk_cnn_dim() floats to
  * `out`.  Errors: LK_ERR_INVALID_ARG (NULL, or a non-finite input value),
- * LK_ERR_MODEL (XNNPACK runtime failure).  About 6-8 ms on one core (bench/embed). */
+ * LK_ERR_MODEL (XNNPACK runtime failure).  Cost: 221 M multiply-adds for the
+ * default layer, 13 ms of CPU time on one 2.45 GHz EPYC vCPU (bench/embed). */
 int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, struct lk_err *err);
 
 /* Describe an 8-bit RGB image: resize the whole image to the network input
- * size (aspect ratio not kept: product photos lose nothing at the edges;
- * bench/embed_quality compared it with a centre crop), normalise to x/127.5-1
- * and run lk_cnn_forward().  `img` is not modified.  Errors: as
- * lk_cnn_forward() plus those of lk_image_resize(). */
+ * size with lk_image_resize() (aspect ratio not kept, nothing cut off),
+ * normalise to x/127.5-1 and run lk_cnn_forward().  bench/embed_quality
+ * found no significant difference between this, a centre crop and a white
+ * letterbox (grocery recall@1 0.909 / 0.906 / 0.912, fused 0.973 / 0.972 /
+ * 0.973), so the cheapest, crop-free one is used.  `img` is not modified.
+ * Errors: as lk_cnn_forward() plus those of lk_image_resize(). */
 int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, float *out, struct lk_err *err);
 
 /* ==== Fused product embedding (src/embed/fuse.c) ====
@@ -134,9 +138,24 @@ int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, flo
  * may run concurrently on shared params.
  */
 
-/* Weight of the CNN part.  Default chosen by bench/embed_quality (grocery
- * same-product recall@1; see models/README.md). */
-#define LK_EMBED_W_DEFAULT 0.7f
+/* Fusion weight w of the CNN part, chosen by bench/embed_quality (tables in
+ * models/README.md): the w with the best mean of (score / best score over w)
+ * across grocery recall@1, clothing-photos and fashion-small 1-NN category
+ * accuracy, among the w whose fused grocery recall@1 beats both parts by at
+ * least 0.005.  Colour alone wins same-product recall on grocery (0.948 vs
+ * CNN 0.909: same-product photos there are near-duplicates) but is near
+ * chance for categories (clothing 0.217 vs CNN 0.447), hence a middle w.
+ *   LK_EMBED_W_DEFAULT      without PCA (catalog-free or small catalogs):
+ *                           grocery R@1 0.960, clothing 0.407, fashion 0.651;
+ *   LK_EMBED_W_DEFAULT_PCA  with PCA-whitening to LK_EMBED_PCA_DEFAULT dims:
+ *                           grocery R@1 0.956, clothing 0.483, fashion 0.710. */
+#define LK_EMBED_W_DEFAULT 0.5f
+#define LK_EMBED_W_DEFAULT_PCA 0.8f
+/* Recommended PCA dimension when the catalog has more than this many photos
+ * (whitening is learned from the catalog; it needs n > pca_dim).  PCA-128
+ * beat no PCA on every set (CNN alone: grocery R@1 0.941 vs 0.909, clothing
+ * 0.494 vs 0.447, fashion 0.710 vs 0.684). */
+#define LK_EMBED_PCA_DEFAULT 128
 #define LK_EMBED_W_MIN 0.0f
 #define LK_EMBED_W_MAX 1.0f
 /* Upper bound for descriptor and PCA dimensions accepted (a 1280-d

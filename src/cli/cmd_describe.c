@@ -190,7 +190,10 @@ int lk__cmd_describe(int argc, char **argv)
 
     struct describe_cnn cnn = {0};
     struct lk_err err = {0};
+    const char *hint = "";
     int rc = lk_cnn_load(models, &cnn.model, &err);
+    if (rc != LK_OK)
+        hint = "; pass --models DIR or set LOOKALIKE_MODELS";
     if (rc == LK_OK)
         rc = lk_cnn_workspace_new(cnn.model, &cnn.ws, &err);
     if (rc == LK_OK)
@@ -207,8 +210,7 @@ int lk__cmd_describe(int argc, char **argv)
     }
     int failed = 0, total = 0;
     if (rc != LK_OK) {
-        fprintf(stderr, "lookalike describe: %s (%s); model dir %s (run models/fetch or pass --models DIR)\n",
-                err.msg, lk_status_str(rc), models);
+        fprintf(stderr, "lookalike describe: %s (%s)%s\n", err.msg, lk_status_str(rc), hint);
         failed = 1;
     } else {
         for (; i < argc; i++, total++)
