@@ -130,11 +130,8 @@ static void fix_orphan(struct lk_index *ix, const struct lk__ctab *t, uint32_t x
 static size_t select_heuristic(const struct lk_index *ix, const struct lk__ctab *t, struct lk__cand *cand,
                                size_t n, size_t maxn)
 {
-    if (n <= maxn) {
-        /* Fewer candidates than slots: the heuristic would still prune, but
-         * hnswlib and the paper's experiments keep them all only when n is
-         * below the budget; we prune as the paper does for graph quality. */
-    }
+    /* Even when n <= maxn the heuristic prunes (as in the paper and
+     * hnswlib): redundant links cost traversal time without adding reach. */
     size_t r = 0;
     for (size_t i = 0; i < n && r < maxn; i++) {
         const float *v = lk__raw_t(ix, t, cand[i].id);
@@ -272,14 +269,10 @@ int lk__insert_link(struct lk_index *ix, struct lk__sctx *c, uint32_t id)
         size_t nw = lk__search_layer(ix, t, c, q, nslots, eps, n_eps, efc, (unsigned)lc, id);
         memcpy(w, c->res, nw * sizeof *w);
         lk__maxheap_sort(w, nw); /* the copy is still a max-heap */
-        /* line 10: neighbors <- SELECT-NEIGHBORS(q, W, M, lc) (Algorithm 4),
-         * into a scratch copy so W stays intact as the next entry points */
+        /* line 10: neighbors <- SELECT-NEIGHBORS(q, W, M, lc), Algorithm 4
+         * run over W (ascending) with the selection written to nb, so W
+         * stays intact as the next level's entry points (line 17). */
         struct lk__cand *nb = c->sel;
-        size_t nn = nw < efc ? nw : efc;
-        (void)nn;
-        /* the heuristic may need to scan all of W; copy W into nb up to its
-         * capacity (max_m0 + 2) incrementally: run it on W directly but
-         * write the selection into nb. */
         size_t r = 0;
         for (size_t i = 0; i < nw && r < ix->max_m; i++) {
             const float *v = lk__raw_t(ix, t, w[i].id);
@@ -362,13 +355,26 @@ static uint32_t pop_free_slot(struct lk_index *ix)
     struct lk__store *s = &ix->s;
     uint64_t ep = atomic_load(&s->ep);
     uint32_t epid = ep == LK__EP_NONE ? LK__NONE : (uint32_t)ep;
-    for (size_t i = s->n_free; i-- > 0;) {
-        if (s->free_slots[i] == epid)
+    /* Oldest tombstone first (FIFO): the longer a slot has been dead, the
+     * less likely a search that started before its deletion is still
+     * holding it as a candidate while it is rewritten. */
+    while (s->free_head < s->n_free) {
+        uint32_t slot = s->free_slots[s->free_head++];
+        if (s->free_head > 1024 && s->free_head * 2 > s->n_free) {
+            memmove(s->free_slots, s->free_slots + s->free_head, (s->n_free - s->free_head) * sizeof *s->free_slots);
+            s->n_free -= s->free_head;
+            s->free_head = 0;
+        }
+        if (slot == epid) { /* never rewrite the entry point: requeue it */
+            if (s->n_free < s->free_cap)
+                s->free_slots[s->n_free++] = slot;
+            if (s->n_free - s->free_head <= 1)
+                return LK__NONE;
             continue;
-        uint32_t slot = s->free_slots[i];
-        s->free_slots[i] = s->free_slots[--s->n_free];
+        }
         return slot;
     }
+    s->free_head = s->n_free = 0;
     return LK__NONE;
 }
 
@@ -390,7 +396,7 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
         lk__encode(ix, v, lk__vec(ix, n));
         if (ix->compressed)
             memcpy((float *)lk__raw_t(ix, t, slot), v, sizeof(float) * ix->p.dim);
-        *lk__extid(ix, n) = id;
+        __atomic_store_n(lk__extid(ix, n), id, __ATOMIC_RELAXED);
         lk__node_unlock(n);
         for (uint32_t i = 0; i < oc; i++)
             if (indeg_dec(lk__node_t(ix, t, old[i])) == 0)
@@ -421,6 +427,8 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
         up = calloc((size_t)level * (ix->max_m + 1), sizeof *up);
         if (!up)
             return lk_err_set(err, LK_ERR_NOMEM, "index: out of memory");
+        atomic_fetch_add_explicit(&s->upper_bytes, (size_t)level * (ix->max_m + 1) * sizeof *up,
+                                  memory_order_relaxed);
     }
     __atomic_store_n(&t->upper[ns >> LK__CHUNK_SHIFT][ns & LK__CHUNK_MASK], up, __ATOMIC_RELEASE);
     atomic_store_explicit(&s->n_slots, ns + 1, memory_order_release);

@@ -579,6 +579,7 @@ int lk_index_load(const char *path, unsigned flags, struct lk_index **out, struc
                 break;
             }
             memcpy(blk, up + upos, need * sizeof *blk);
+            atomic_fetch_add_explicit(&s->upper_bytes, need * sizeof *blk, memory_order_relaxed);
             upos += need;
             t->upper[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK] = blk;
             for (unsigned l = 1; l <= lvl && !rc; l++) {

@@ -22,10 +22,9 @@
  * expanded like any other (so the graph stays navigable) but never enter the
  * result set W; the stop test of Algorithm 2 uses the furthest ALLOWED
  * result, so the search runs until ef allowed items are found.  When the
- * allowed set is known to be small (bitmap count or caller estimate below
- * LK_FILTER_EXACT_SELECTIVITY of the live count, or below
- * LK_FILTER_EXACT_MIN_COUNT_PER_K * k) an exact scan of the allowed items is
- * both cheaper and exact, so we do that instead.  If a graph search ends
+ * allowed set is known to be small (bitmap count or caller estimate; see
+ * the cost model at LK_FILTER_EXACT_COST_RATIO in index.h) an exact scan of
+ * the allowed items is both cheaper and exact, so we do that instead.  If a graph search ends
  * with fewer than k allowed hits, an exact scan completes it: a query for k
  * gets k results whenever k live allowed items exist.
  */
@@ -222,6 +221,14 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
                 }
             }
         }
+        /* The next candidate to expand is cand[0]: fetch its link list
+         * (the first lines of its node block) while the heap work and the
+         * loop test run. */
+        if (nc) {
+            const char *nx = LK__VEC(cand[0].id) - voff;
+            __builtin_prefetch(nx, 0, 3);
+            __builtin_prefetch(nx + 64, 0, 3);
+        }
     }
 #undef LK__VEC
     return nr;
@@ -243,12 +250,29 @@ static size_t search_layer_filtered(const struct lk_index *ix, const struct lk__
 
 /* ==== lk_index_search ==== */
 
-static void to_hit(const struct lk_index *ix, const struct lk__ctab *t, struct lk__cand x,
-                   struct lk_hit *h)
+/* c(dim) of the filtered-search cost model (index.h): 16 at dim <= 128,
+ * 8 at dim >= 768, interpolated in log(dim). */
+static double exact_cost_ratio(uint32_t dim)
 {
-    h->id = *lk__extid(ix, lk__node_t(ix, t, x.id));
+    if (dim <= 128)
+        return LK_FILTER_EXACT_COST_RATIO_LOWDIM;
+    if (dim >= 768)
+        return LK_FILTER_EXACT_COST_RATIO;
+    double f = log2((double)dim / 128.0) / log2(768.0 / 128.0);
+    return LK_FILTER_EXACT_COST_RATIO_LOWDIM + f * (LK_FILTER_EXACT_COST_RATIO - LK_FILTER_EXACT_COST_RATIO_LOWDIM);
+}
+
+/* Returns 0 if the slot was deleted (or is being reused) since it entered
+ * the result set: the id read may then belong to the new occupant, so the
+ * hit is dropped rather than reported with a stale distance. */
+static int to_hit(const struct lk_index *ix, const struct lk__ctab *t, struct lk__cand x, struct lk_hit *h)
+{
+    h->id = __atomic_load_n(lk__extid(ix, lk__node_t(ix, t, x.id)), __ATOMIC_ACQUIRE);
+    if (lk__dflags(t, x.id) & (LK__NODE_DELETED | LK__NODE_PENDING))
+        return 0;
     h->distance = x.d;
     h->similarity = ix->is_ip ? 1.0f - x.d : 1.0f - x.d * 0.5f;
+    return 1;
 }
 
 int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
@@ -312,7 +336,8 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
                 allowed = opts->allowed_estimate;
         }
         if (known && (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
-                      (double)allowed < LK_FILTER_EXACT_SELECTIVITY * (double)live))
+                      (double)allowed < LK_FILTER_EXACT_SELECTIVITY * (double)live ||
+                      (double)allowed * (double)allowed < exact_cost_ratio(ix->p.dim) * (double)ef * (double)live))
             exact = 1;
     }
 
@@ -345,7 +370,8 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {
         struct lk_hit h;
-        to_hit(ix, t, res[i], &h);
+        if (!to_hit(ix, t, res[i], &h))
+            continue;
         if ((opts->flags & LK_SEARCH_MIN_SIMILARITY) && !(h.similarity >= opts->min_similarity))
             continue;
         if ((opts->flags & LK_SEARCH_MAX_DISTANCE) && !(h.distance <= opts->max_distance))

@@ -41,6 +41,7 @@
 #define LOOKALIKE_PINDEX_H
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -112,8 +113,9 @@ struct lk__store {
     _Atomic uint64_t ep;       /* entry point: (level << 32) | slot; LK__EP_NONE if empty */
     _Atomic size_t n_live;
     _Atomic size_t n_deleted;
-    uint32_t *free_slots;      /* tombstoned slots available for reuse */
-    size_t n_free, free_cap;
+    uint32_t *free_slots;      /* tombstoned slots available for reuse: a FIFO queue,
+                                  entries [free_head, n_free) */
+    size_t n_free, free_cap, free_head;
     struct lk__map map;
     uint64_t seq;              /* insertions so far (level RNG stream position) */
     /* file mapping (LK_LOAD_MMAP) */
@@ -122,6 +124,13 @@ struct lk__store {
     void *raw_map_base;
     size_t raw_map_len;
     uint32_t mapped_chunks;    /* chunks [0, mapped_chunks) point into the mapping */
+    _Atomic size_t upper_bytes; /* bytes of upper-level link blocks (for stats) */
+    struct lk__region *regions; /* anonymous reservations node chunks are carved from */
+    size_t n_regions;
+};
+struct lk__region {
+    char *base;
+    size_t len, used;
 };
 #define LK__EP_NONE UINT64_MAX
 
@@ -227,12 +236,22 @@ static inline const float *lk__raw_t(const struct lk_index *ix, const struct lk_
     return t->raw[id >> LK__CHUNK_SHIFT] + (size_t)(id & LK__CHUNK_MASK) * ix->p.dim;
 }
 
+/* Per-node writer lock: one byte in the node block, so a million nodes
+ * cost a megabyte of locks, not hnswlib's 40 MB of std::mutex.  Critical
+ * sections are a few hundred ns, so spin briefly; but yield after that: on
+ * an oversubscribed machine the holder may have been preempted, and
+ * spinning for its whole time slice doubled build time in a measurement. */
 static inline void lk__node_lock(char *n)
 {
     uint8_t *l = lk__lockb(n);
+    unsigned spins = 0;
     while (__atomic_exchange_n(l, 1, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(l, __ATOMIC_RELAXED))
-            __builtin_ia32_pause();
+        while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+            if (++spins < 64)
+                __builtin_ia32_pause();
+            else
+                sched_yield();
+        }
     }
 }
 static inline void lk__node_unlock(char *n)

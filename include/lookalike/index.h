@@ -44,7 +44,14 @@
  *     after the change (it may or may not return a node being added/removed
  *     at that instant); it never crashes or reads freed memory, because node
  *     storage grows in pointer-stable chunks and is never moved or freed
- *     before lk_index_free.
+ *     before lk_index_free.  Scheme: writers lock one node at a time (a
+ *     spinlock byte) to rewrite its links; readers take no lock and read
+ *     link counts with acquire and ids with relaxed atomics; the entry
+ *     point and slot count are published with release.  When a deleted slot
+ *     is reused while a search is traversing it, that search may compute
+ *     one distance on half-rewritten vector data (it only affects routing:
+ *     a slot deleted or reused during the search is never reported).  Slots
+ *     are reused oldest-first, which makes this rare.
  *   - lk_index_compact rebuilds the graph in place and needs EXCLUSIVE access
  *     (no concurrent calls of any kind).  lk_index_rebuild produces a new
  *     compacted index from a live one and is safe concurrently with searches.
@@ -53,9 +60,11 @@
  * Memory per vector (bytes, with M links): node block =
  *   16 (header) + 8*M (level-0 links, 2M x uint32) + 8 (external id) +
  *   vector (4*dim for F32, 2*dim for F16, 4 + dim for I8),
- * rounded up to a multiple of 16; plus 4*dim for the exact float32 copy used
- * for re-ranking when storage is F16 or I8; plus about 32 for the
- * external-id hash table; plus on average (M*4 + 4)/ln(M) for upper levels.
+ * rounded up to a multiple of 8; plus 9 (upper-level pointer, dense flag
+ * byte); plus 4*dim for the exact float32 copy used for re-ranking when
+ * storage is F16 or I8; plus 24-48 for the external-id hash table; plus on
+ * average (M*4 + 4)/ln(M) for upper levels.  Example, dim 128, M 16, F32:
+ * 656 + 9 + ~36 + ~24 = ~725 bytes per vector.
  */
 #ifndef LOOKALIKE_INDEX_H
 #define LOOKALIKE_INDEX_H
@@ -267,13 +276,22 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
 #define LK_SEARCH_FORCE_GRAPH    0x8u /* never switch a filtered search to exact scan */
 
 /* Filtered search switches to an exact scan of the allowed items when the
- * allowed count is known (bitmap, or allowed_estimate) and either
- *   allowed <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k, or
- *   allowed / count < LK_FILTER_EXACT_SELECTIVITY.
- * Values chosen by measurement (docs/params.md): an exact scan of the
- * allowed set beats filtered graph traversal below about 2 % selectivity. */
-#define LK_FILTER_EXACT_SELECTIVITY 0.02
+ * allowed count A is known (bitmap, or allowed_estimate) and any of
+ *   A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k,
+ *   A / count < LK_FILTER_EXACT_SELECTIVITY,
+ *   A * A < c(dim) * ef * count                        (cost model)
+ * holds.  The cost model: an exact scan costs ~A distance computations; a
+ * filtered traversal must find ef allowed items among ~ef * count / A
+ * visited nodes.  Measured (docs/params.md): the crossover constant c was
+ * >= 15 on synthetic 50k and 100k x 128 sets and ~8-9 on Fashion-MNIST
+ * 60k x 784 (graph steps cost relatively less at high dim).  c(dim) is
+ * LK_FILTER_EXACT_COST_RATIO_LOWDIM at dim <= 128, LK_FILTER_EXACT_COST_RATIO
+ * at dim >= 768, log-interpolated between: at dim 128 and ef 64 the scan is
+ * chosen below ~10 % selectivity for 100k items, ~3 % for 1M. */
+#define LK_FILTER_EXACT_SELECTIVITY 0.002
 #define LK_FILTER_EXACT_MIN_COUNT_PER_K 16u
+#define LK_FILTER_EXACT_COST_RATIO 8.0
+#define LK_FILTER_EXACT_COST_RATIO_LOWDIM 16.0
 
 /* Per-search options.  A zero-initialised struct (or opts == NULL) means:
  * index default ef_search, no filter, no threshold. */
@@ -316,8 +334,9 @@ int lk_index_search(const struct lk_index *idx, const float *query, size_t k,
  * bounds, every node's links at level l point to nodes with level >= l, the
  * entry point has the top level, the id map and the nodes agree, and every
  * live node is reachable from the entry point on level 0.
- * Errors: LK_ERR_CORRUPT with the first problem found.  Concurrent-safe,
- * but a check running during writes may report a transient problem. */
+ * Cost: O(slots * M).  Holds the writer mutex (writers wait; searches
+ * continue), so it sees a consistent graph.
+ * Errors: LK_ERR_CORRUPT with the first problem found, LK_ERR_NOMEM. */
 int lk_index_check(const struct lk_index *idx, struct lk_err *err);
 
 /* ==== Persistence (format: docs/index-format.md) ======================== */
