@@ -158,7 +158,8 @@ struct lk_rank_item {
     unsigned weak;          /* image weak flags (0 = fine) */
     enum lk_band band;      /* out: filled by lk_rank_apply */
     float score;            /* out */
-    int tier;               /* in: 0 = strict search, higher = later fallback step */
+    int tier;               /* in: sorted first; query.c uses 1 for results outside a
+                               category the caller named (fallback), else 0 */
     size_t user;            /* caller's tag, carried through the sort */
 };
 

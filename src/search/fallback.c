@@ -20,6 +20,10 @@
  *                            order.  Policy filters (restricted, retired,
  *                            age-restricted) are never relaxed.
  *
+ * Results of all steps are then ranked together by band and score
+ * (rank.c), except that products of a category the caller named stay
+ * ahead of those added by widening it.
+ *
  * So zero results happen only when no product is visible at all (empty
  * catalog, or everything restricted).  Facets (category counts among the
  * close matches of the photo, ignoring stock) are always filled.

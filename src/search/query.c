@@ -126,11 +126,12 @@ static int add_results(struct lk__search_ctx *c, struct lk_err *err)
         it->stock = br.stock;
         it->margin_tier = br.margin_tier;
         it->weak = lk__img_weak(c->eng, cd->image_id);
-        /* Strict results come first; relaxed ones compete on band and
-         * score after them.  Exception: in the colour fallback every weak
-         * result (strict or not) competes on colour. */
-        it->tier = cd->tier == 0 && !(c->by_colour && lk_bands_classify(b, cd->similarity) == LK_BAND_LOW)
-                       ? 0 : 1;
+        /* Results are ordered by band, then score: a relaxed step's medium
+         * match outranks a weak strict one.  Only when the CALLER named the
+         * category do its own products come first whatever their band
+         * (tier 0); in the colour fallback weak results compete on colour. */
+        int strict = cd->tier == 0 && !(c->by_colour && lk_bands_classify(b, cd->similarity) == LK_BAND_LOW);
+        it->tier = c->category_explicit && !strict ? 1 : 0;
         it->user = i;
     }
     lk_rank_apply(&c->eng->opts.rank, b, items, m);

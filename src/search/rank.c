@@ -8,7 +8,8 @@
  *   score = clamp(similarity, 0, 1) + sum of bounded adjustments, clamped
  *           to [0, 1].  A score is therefore "visual similarity, nudged by
  *           business rules by at most a few hundredths per rule".
- *   order = fallback tier (strict results before relaxed ones), then band
+ *   order = tier (set by the caller: products of a category the shopper
+ *           named before those of relaxed fallback steps), then band
  *           (exact > high > medium > low: a confident match is never pushed
  *           below a weaker one by a business rule), then score, then raw
  *           similarity, then the order the index returned them in.
