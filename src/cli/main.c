@@ -24,7 +24,13 @@ static const struct lk_cli_cmd commands[] = {
     {"describe", "[--min-side N | --full] IMAGE...",
      "decode images; print size, format, EXIF orientation, DCT scale, quality, colour embedding",
      lk__cmd_describe},
-    /* index, serve, query, bench: added by their modules */
+    {"index", "build|add|update|remove --data DIR ...",
+     "import a catalog, embed its photos, build and commit a new index generation", lk__cmd_index},
+    {"serve", "--data DIR [--bind ADDR] [--port N] [--config FILE]",
+     "serve the HTTP API and the storefront (SIGHUP reloads, SIGTERM stops)", lk__cmd_serve},
+    {"query", "--data DIR [--k N] [--category C] IMAGE",
+     "one visual search from the terminal", lk__cmd_query},
+    /* bench: added by its module */
 };
 
 static void usage(FILE *f)

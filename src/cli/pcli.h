@@ -15,5 +15,12 @@
 #define LK_EXIT_USAGE   2   /* bad command line */
 
 int lk__cmd_describe(int argc, char **argv);
+int lk__cmd_index(int argc, char **argv);
+int lk__cmd_serve(int argc, char **argv);
+int lk__cmd_query(int argc, char **argv);
+
+/* Model directory: the --models flag, else $LOOKALIKE_MODELS, else the
+ * build's default (cmd_index.c). */
+const char *lk__cli_model_dir(const char *flag);
 
 #endif /* LK_PCLI_H */

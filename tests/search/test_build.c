@@ -1,0 +1,182 @@
+/* tests/search/test_build.c — the indexing pipeline (src/search/build.c):
+ * the fixture's full build and its report, incremental add/remove with
+ * near-duplicate detection, strict import, empty catalog. */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "lookalike/catalog.h"
+#include "util.h"
+
+FX_HOOK_SETUP
+FX_HOOK_TEARDOWN
+
+static cJSON *read_json(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    cr_assert(f, "cannot open %s", path);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *j = cJSON_Parse(buf);
+    cr_assert(j, "%s is not JSON", path);
+    return j;
+}
+
+static double jnum(const cJSON *o, const char *k)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    cr_assert(cJSON_IsNumber(v), "no number %s", k);
+    return v->valuedouble;
+}
+
+Test(build, full_build_report_and_files, .timeout = 60)
+{
+    struct lk_generation g;
+    cr_assert_eq(lk_generation_current(fx_data(), &g, NULL), LK_OK);
+    cr_assert_eq(g.number, 1);
+    cr_assert_eq(lk_generation_verify(&g, NULL), LK_OK);
+    char path[4300];
+    const char *files[] = {"index.lkh", "embed.params", "search.json", "report.json"};
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s/gen-000001/%s", fx_data(), files[i]);
+        struct stat st;
+        cr_assert_eq(stat(path, &st), 0, "missing %s", files[i]);
+    }
+    snprintf(path, sizeof path, "%s/gen-000001/report.json", fx_data());
+    cJSON *j = read_json(path);
+    size_t images = 0;
+    for (size_t i = 0; i < fx_n_products; i++)
+        images += (size_t)fx_products[i].n_images;
+    cr_assert_eq(jnum(j, "products"), fx_n_products + 1);      /* + FX-BROKEN */
+    cr_assert_eq(jnum(j, "images"), images + 1);
+    cr_assert_eq(jnum(j, "indexed"), images);
+    cr_assert_eq(jnum(j, "skipped"), 1);
+    cJSON *sk = cJSON_GetObjectItemCaseSensitive(j, "skipped_by_reason");
+    cr_assert_eq(jnum(sk, "corrupt"), 1);
+    cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "bands");
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "calibrated")));
+    cr_assert(jnum(b, "exact") > jnum(b, "high") && jnum(b, "high") > jnum(b, "medium") &&
+              jnum(b, "medium") > jnum(b, "floor"));
+    cr_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "weak_images")));
+    cr_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "near_duplicates")));
+    cJSON_Delete(j);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+Test(build, incremental_add_finds_duplicate_then_remove, .timeout = 180)
+{
+    char csv[4200];
+    snprintf(csv, sizeof csv, "%s/add.csv", fx_root());
+    /* A second listing of the beige sofa under another SKU, same photo. */
+    write_text(csv, "sku,title,category,price,currency,stock,image\n"
+                    "DUP-SOFA,Sofa again,home/furniture/sofas,899.00,USD,2,SOFA-BEIGE-0.png\n");
+    struct lk_build_opts o;
+    lk_build_opts_default(&o);
+    o.catalog_path = csv;
+    o.data_dir = fx_data();
+    o.model_dir = fx_model_dir();
+    struct lk_build_report rep;
+    struct lk_err err = {0};
+    cr_assert_eq(lk_index_update(&o, NULL, 0, &rep, &err), LK_OK, "%s", err.msg);
+    uint64_t indexed = rep.indexed;
+    cr_assert_eq(rep.generation, 2);
+    cr_assert_gt(rep.reused, 20, "vectors must be carried over, not re-embedded");
+    cr_assert_eq(rep.reused + 1, indexed);
+    int dup = 0;
+    for (size_t i = 0; i < rep.n_dups; i++)
+        dup |= !strcmp(rep.dups[i].sku_a, "DUP-SOFA") && !strcmp(rep.dups[i].sku_b, "SOFA-BEIGE");
+    cr_assert(dup, "duplicate listing not reported (%zu pairs)", rep.n_dups);
+    lk_build_report_free(&rep);
+
+    /* The engine on generation 2 finds both listings. */
+    struct lk_engine *eng = fx_engine();
+    cr_assert_eq(lk_engine_generation(eng), 2);
+    struct lk_search_request req;
+    lk_search_request_init(&req);
+    req.k = 3;
+    struct lk_search_response r;
+    search_sku(eng, "SOFA-BEIGE", &req, &r);
+    cr_assert(has_sku(&r, "DUP-SOFA") && has_sku(&r, "SOFA-BEIGE"));
+    lk_search_response_free(&r);
+    lk_engine_close(eng);
+
+    const char *rm[] = {"DUP-SOFA"};
+    o.catalog_path = NULL;
+    cr_assert_eq(lk_index_update(&o, rm, 1, &rep, &err), LK_OK, "%s", err.msg);
+    cr_assert_eq(rep.generation, 3);
+    cr_assert_eq(rep.indexed, indexed - 1);
+    lk_build_report_free(&rep);
+    const char *nope[] = {"NO-SUCH"};
+    cr_assert_eq(lk_index_update(&o, nope, 1, &rep, &err), LK_ERR_NOT_FOUND);
+    lk_build_report_free(&rep);
+    struct lk_generation g;
+    cr_assert_eq(lk_generation_current(fx_data(), &g, NULL), LK_OK);
+    cr_assert_eq(g.number, 3);
+}
+
+Test(build, strict_import_and_empty_catalog_commit_nothing, .timeout = 120)
+{
+    char root[] = "/tmp/lk-build-strict-XXXXXX";
+    cr_assert(mkdtemp(root));
+    char csv[4200], data[4200], cmd[4300];
+    snprintf(csv, sizeof csv, "%s/c.csv", root);
+    snprintf(data, sizeof data, "%s/data", root);
+    write_text(csv, "sku,title,category,price,currency,stock,image\n"
+                    "A,ok,x,1.00,USD,1,\n"
+                    "B,bad price,x,abc,USD,1,\n");
+    struct lk_build_opts o;
+    lk_build_opts_default(&o);
+    o.catalog_path = csv;
+    o.images_dir = fx_images();
+    o.data_dir = data;
+    o.model_dir = fx_model_dir();
+    o.strict = 1;
+    struct lk_build_report rep;
+    struct lk_err err = {0};
+    cr_assert_eq(lk_index_build(&o, &rep, &err), LK_ERR_PARSE);
+    cr_assert_eq(rep.rows_skipped, 1);
+    lk_build_report_free(&rep);
+    struct lk_generation g;
+    cr_assert_eq(lk_generation_current(data, &g, NULL), LK_ERR_NOT_FOUND);
+    /* Non-strict: the good row imports, but it has no image: empty. */
+    o.strict = 0;
+    cr_assert_eq(lk_index_build(&o, &rep, &err), LK_ERR_EMPTY);
+    lk_build_report_free(&rep);
+    cr_assert_eq(lk_generation_current(data, &g, NULL), LK_ERR_NOT_FOUND);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(build, report_json_and_reason_names)
+{
+    struct lk_build_report r;
+    memset(&r, 0, sizeof r);
+    r.generation = 7;
+    r.indexed = 3;
+    r.skipped_by_reason[LK_SKIP_FORMAT] = 2;
+    lk_bands_default(&r.bands);
+    char *json = NULL;
+    cr_assert_eq(lk_build_report_json(&r, &json, NULL), LK_OK);
+    cJSON *j = cJSON_Parse(json);
+    cr_assert(j);
+    cr_assert_eq(jnum(j, "generation"), 7);
+    cr_assert_eq(jnum(cJSON_GetObjectItemCaseSensitive(j, "skipped_by_reason"), "unsupported_format"), 2);
+    cJSON_Delete(j);
+    free(json);
+    cr_assert_str_eq(lk_skip_reason_str(LK_SKIP_CORRUPT), "corrupt");
+    cr_assert_str_eq(lk_skip_reason_str(99), "unknown");
+    lk_build_report_free(&r);
+    lk_build_report_free(NULL);
+}
