@@ -5,7 +5,9 @@
  * The images directory holds a valid 1x1 PNG (a.png), a file that only looks
  * like a JPEG (b.jpg) and a subdirectory, so rows naming images reach the
  * path checks, the magic/header check and (with decode_images) the decoder;
- * paths that escape the directory must be refused, never read.  Inputs whose
+ * paths that escape the directory must be refused, never read.  The
+ * database is recreated every RESET_EVERY inputs so it stays small (import
+ * and integrity_check cost grow with it, and speed is coverage).  Inputs whose
  * length is a multiple of 5 run in strict mode (all-or-nothing).  After every
  * import the database must pass SQLite's integrity_check: an importer may
  * refuse rows, never corrupt the store.
@@ -20,7 +22,10 @@
 
 #include "lookalike/status.h"
 
+#define RESET_EVERY 256
+
 static struct lk_catalog *cat;
+static unsigned long runs;
 static char dir[256], images[300], input[300];
 
 static const uint8_t png_1x1[] = {
@@ -54,15 +59,22 @@ static void setup(void)
     snprintf(p, sizeof p, "%s/sub", images);
     if (mkdir(p, 0700) != 0)
         abort();
-    char data[300];
+    snprintf(input, sizeof input, "%s/input", dir);
+    /* The directory is removed at exit; a crash leaves it for inspection. */
+}
+
+static void open_catalog(void)
+{
+    char data[300], cmd[400];
     snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", data);
+    if (system(cmd) != 0)
+        abort();
     struct lk_err err = {0};
     if (lk_catalog_open(data, NULL, &cat, &err) != LK_OK) {
         fprintf(stderr, "lk_catalog_open: %s\n", err.msg);
         abort();
     }
-    snprintf(input, sizeof input, "%s/input", dir);
-    /* The directory is removed at exit; a crash leaves it for inspection. */
 }
 
 static void cleanup(void)
@@ -77,9 +89,13 @@ static void cleanup(void)
 
 int lk_fuzz_import(const uint8_t *data, size_t size, enum lk_import_format fmt)
 {
-    if (!cat) {
+    if (runs++ == 0) {
         setup();
         atexit(cleanup);
+    }
+    if (runs % RESET_EVERY == 1) {
+        lk_catalog_close(cat);
+        open_catalog();
     }
     write_file(input, data, size);
 
