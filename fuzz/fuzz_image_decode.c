@@ -45,6 +45,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float emb[LK_COLOUR_DIM];
     if (lk_colour_embed(&img, emb, &err) != LK_OK)
         abort();            /* a decoded image always embeds */
+    struct lk_image_quality q;
+    if (lk_image_quality_orig(&img, info.orig_width, info.orig_height, &q, &err) != LK_OK)
+        abort();
+    struct lk_image crop;
+    if (lk_image_center_crop(&img, 64, 64, &crop, &err) != LK_OK)
+        abort();
+    lk_image_free(&crop);
     lk_image_free(&img);
     return 0;
 }
