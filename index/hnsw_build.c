@@ -145,12 +145,10 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
         for (size_t i = 0; i < done; i++) {
             if (slots[i] == LK__NONE)
                 continue;
-            char *nd = lk__node(ix, slots[i]);
-            if (lk__load_flags(nd) & LK__NODE_PENDING) {
-                lk__set_flags(lk__tab(ix), nd, slots[i], LK__NODE_DELETED);
-                atomic_fetch_add(&ix->s.n_deleted, 1);
-            }
+            if (lk__load_flags(lk__node(ix, slots[i])) & LK__NODE_PENDING)
+                lk__slot_abandon(ix, slots[i]);
         }
+        lk__slots_reset_unlinked(ix);
     }
     pthread_mutex_unlock(&ix->write_mu);
     free(slots), free(tmp);

@@ -456,6 +456,60 @@ int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *
     return LK_OK;
 }
 
+/* ==== Failed inserts ==== */
+
+void lk__slot_abandon(struct lk_index *ix, uint32_t slot)
+{
+    struct lk__store *s = &ix->s;
+    const struct lk__ctab *t = lk__tab(ix);
+    char *n = lk__node_t(ix, t, slot);
+    uint64_t ep = atomic_load(&s->ep);
+    unsigned top = ep == LK__EP_NONE ? 0 : (unsigned)(ep >> 32);
+    unsigned level = *lk__level(n);
+    if (level > top) {
+        /* Above the top level, so never linked (linking it would have
+         * raised the entry point) and nothing points at it: drop its
+         * upper-level blocks, or the tombstone would break "every level
+         * <= the top level" (lk_index_check, the loader). */
+        uint32_t **cell = &t->upper[slot >> LK__CHUNK_SHIFT][slot & LK__CHUNK_MASK];
+        uint32_t *up = __atomic_load_n(cell, __ATOMIC_ACQUIRE);
+        __atomic_store_n(cell, NULL, __ATOMIC_RELEASE);
+        if (up)
+            atomic_fetch_sub(&s->upper_bytes, (size_t)level * (ix->max_m + 1) * sizeof *up);
+        free(up);
+        *lk__level(n) = 0;
+    }
+    lk__set_flags(t, n, slot, LK__NODE_DELETED);
+    atomic_fetch_add(&s->n_deleted, 1);
+    if (s->n_free < s->free_cap)
+        s->free_slots[s->n_free++] = slot;
+}
+
+void lk__slots_reset_unlinked(struct lk_index *ix)
+{
+    struct lk__store *s = &ix->s;
+    if (ix->p.kind != LK_INDEX_HNSW || atomic_load(&s->ep) != LK__EP_NONE)
+        return;
+    /* No entry point: no node was ever linked (the first successful link
+     * sets it and deletion never clears it), so nothing points at these
+     * slots and no search can reach them. */
+    const struct lk__ctab *t = lk__tab(ix);
+    uint32_t ns = atomic_load(&s->n_slots);
+    for (uint32_t i = 0; i < ns; i++) {
+        uint32_t **cell = &t->upper[i >> LK__CHUNK_SHIFT][i & LK__CHUNK_MASK];
+        uint32_t *up = __atomic_load_n(cell, __ATOMIC_ACQUIRE);
+        if (up) {
+            unsigned level = *lk__level(lk__node_t(ix, t, i));
+            atomic_fetch_sub(&s->upper_bytes, (size_t)level * (ix->max_m + 1) * sizeof *up);
+            __atomic_store_n(cell, NULL, __ATOMIC_RELEASE);
+            free(up);
+        }
+    }
+    atomic_store(&s->n_deleted, 0);
+    s->n_free = s->free_head = 0;
+    atomic_store_explicit(&s->n_slots, 0, memory_order_release);
+}
+
 /* Remove `id` if present (update = delete + insert).  Caller holds write_mu. */
 int lk__remove_locked(struct lk_index *ix, uint64_t id);
 
@@ -480,8 +534,14 @@ int lk_index_add(struct lk_index *ix, uint64_t id, const float *vec, struct lk_e
     rc = lk__slot_write(ix, id, v, ix->s.seq++, &slot, err);
     if (!rc && ix->p.kind == LK_INDEX_HNSW) {
         rc = lk__insert_link(ix, c, slot);
-        if (rc)
+        if (rc) {
+            /* Not linked: retire the slot, or the PENDING node would stay
+             * in the index forever (and a failed first insert would leave
+             * slots without an entry point, which check/save refuse). */
             lk_err_set(err, rc, "lk_index_add: out of memory");
+            lk__slot_abandon(ix, slot);
+            lk__slots_reset_unlinked(ix);
+        }
     }
     if (!rc)
         rc = lk__publish(ix, id, slot, err);

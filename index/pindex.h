@@ -295,6 +295,15 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
                    struct lk_err *err);
 /* Mark inserted: map put + clear PENDING.  Caller serialises map writes. */
 int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *err);
+/* An insert failed (out of memory) after lk__slot_write gave it `slot` but
+ * before lk__publish: turn the slot into a reusable tombstone.  Caller holds
+ * write_mu.  Call lk__slots_reset_unlinked afterwards. */
+void lk__slot_abandon(struct lk_index *ix, uint32_t slot);
+/* After failed inserts: an HNSW index that still has no entry point never
+ * linked any node, so every slot is an abandoned tombstone; drop them all
+ * (n_slots = 0) so the index is the valid empty index again rather than
+ * "slots but no entry point".  No-op otherwise.  Caller holds write_mu. */
+void lk__slots_reset_unlinked(struct lk_index *ix);
 
 /* ---- hnsw_search.c ---- */
 /* SEARCH-LAYER (Algorithm 2) used by insertion: ef nearest to q at `level`
