@@ -20,7 +20,7 @@
 
 static void check_item(const struct lk_server_item *it)
 {
-    if (!it->sku || strlen(it->sku) == 0 || strlen(it->sku) > LK_SKU_MAX ||
+    if (!it->sku || strlen(it->sku) == 0 || strlen(it->sku) > LK_HTTP_SKU_MAX ||
         !lk__valid_sku(it->sku, strlen(it->sku)))
         abort();
     if (it->title && strlen(it->title) > LK_ITEM_TITLE_MAX)
