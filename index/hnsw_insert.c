@@ -28,6 +28,11 @@
  *    PENDING, so it can be traversed but never returned.  A concurrent reader
  *    computing a distance to it at that moment may see a mix of old and new
  *    components; that only perturbs routing for that one query.
+ *  - Update (lk_index_add on an id already present) is failure-atomic: the
+ *    new vector is written and linked in its own PENDING slot while the old
+ *    item stays live; only then is the id map switched (the one step that
+ *    can still fail) and the old slot tombstoned.  (lk_index_add_batch
+ *    still tombstones updated ids before writing the new rows.)
  */
 #include <math.h>
 #include <stdlib.h>
@@ -42,7 +47,10 @@
  * in-links in a saturating byte (a saturated counter only under-counts, so
  * it can report a false zero, which merely adds a spare link, but never
  * misses a true zero).  When a count drops to zero the node is re-attached
- * by fix_orphan. */
+ * by fix_orphan.  Every decrement's result must be looked at: whichever
+ * thread's decrement reaches zero owns the repair.  Concurrent repair is
+ * still best effort, so threaded batch builds end with
+ * lk__repair_reachability (below). */
 static void indeg_inc(char *n)
 {
     uint8_t *p = lk__indeg(n), v = __atomic_load_n(p, __ATOMIC_RELAXED);
