@@ -89,8 +89,13 @@ static void fix_orphan(struct lk_index *ix, const struct lk__ctab *t, uint32_t x
             if (y == x)
                 continue;
             char *yn = lk__node_t(ix, t, y);
-            if (lk__load_flags(yn) & LK__NODE_PENDING)
-                continue; /* its list is about to be rewritten */
+            /* y may be PENDING (being linked by another thread): still a
+             * valid target, since lk__insert_link merges links already in
+             * y's list into its own selection (and counts any it must drop
+             * as lost, which re-triggers this repair).  Skipping PENDING
+             * neighbours here made the repair give up silently when they
+             * were all x had: one of the two causes of the 2-thread lost
+             * node (instrumented runs). */
             lk__node_lock(yn);
             uint32_t yc = *lk__count0(yn), *yl = lk__links0(yn);
             int present = 0;
