@@ -305,6 +305,12 @@ void lk__slot_abandon(struct lk_index *ix, uint32_t slot);
  * "slots but no entry point".  No-op otherwise.  Caller holds write_mu. */
 void lk__slots_reset_unlinked(struct lk_index *ix);
 
+/* After a threaded batch build: re-link every live node that level-0
+ * links from the entry point do not reach (see hnsw_insert.c).  queue and
+ * seen hold at least `cap` >= n_slots entries / bits (allocated by the
+ * caller beforehand, so the pass cannot fail).  Caller holds write_mu. */
+void lk__repair_reachability(struct lk_index *ix, uint32_t *queue, uint64_t *seen, uint32_t cap);
+
 /* ---- hnsw_search.c ---- */
 /* SEARCH-LAYER (Algorithm 2) used by insertion: ef nearest to q at `level`
  * starting from the candidates in c->res[0..*n) (in: entry points; out:
