@@ -3,6 +3,7 @@
  * (titles in fashion-small contain quoted commas).
  */
 #include "embed_data.h"
+#include "sysinfo.h"
 
 #include <csv.h>
 #include <stdio.h>
@@ -125,39 +126,16 @@ void bench_set_free(struct bench_set *s)
     memset(s, 0, sizeof *s);
 }
 
-#ifndef LK_BENCH_BUILD
-#define LK_BENCH_BUILD "?"
-#endif
-#ifndef LK_GIT_REV
-#define LK_GIT_REV "?"
-#endif
-#ifndef LK_CC_ID
-#define LK_CC_ID "?"
-#endif
 
 void bench_print_env(void)
 {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "model name", 10)) {
-                char *c = strchr(line, ':');
-                if (c) {
-                    snprintf(model, sizeof model, "%s", c + 2);
-                    model[strcspn(model, "\n")] = 0;
-                }
-                break;
-            }
-        fclose(f);
-    }
+    struct bench_sysinfo si;
+    bench_sysinfo_get(&si);
+    bench_sysinfo_print(&si, stdout);
     __builtin_cpu_init();
-    const char *simd = __builtin_cpu_supports("avx512f")  ? "AVX-512"
-                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "AVX2+FMA"
-                       : __builtin_cpu_supports("avx")  ? "AVX"
-                                                        : "SSE2";
-    printf("# CPU: %s\n# SIMD: XNNPACK picks its micro-kernels at run time by CPUID; best ISA here: %s\n", model,
-           simd);
-    printf("# compiler: %s, build: %s, git: %s\n", LK_CC_ID, LK_BENCH_BUILD, LK_GIT_REV);
+    const char *isa = __builtin_cpu_supports("avx512f")  ? "AVX-512"
+                      : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "AVX2+FMA"
+                      : __builtin_cpu_supports("avx")  ? "AVX"
+                                                       : "SSE2";
+    printf("simd (CNN): XNNPACK picks its micro-kernels at run time by CPUID; best ISA here: %s\n", isa);
 }
