@@ -282,7 +282,7 @@ static int run_level(const char *url, const unsigned char *img, size_t img_len, 
         if (warm_issued < warmup) {
             start(m, &xs[i], 0);
             warm_issued++;
-        } else {
+        } else if (issued < requests) {
             start(m, &xs[i], 1);
             issued++;
         }

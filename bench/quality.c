@@ -320,6 +320,8 @@ static void progress(void *ud, const char *phase, size_t done, size_t total)
 
 /* Write the catalog CSV (all non-query images) and build it unless the
  * same CSV was built before. */
+static int quick;
+
 static void build_catalog(struct cat *c, const char *work, const char *models, int per_product)
 {
     char csv[4200], tmp[4300];
@@ -390,6 +392,7 @@ static void build_catalog(struct cat *c, const char *work, const char *models, i
         o.data_dir = c->data;
         o.model_dir = models;
         o.progress = progress;
+        o.calib_samples = quick ? 20 : 0;   /* 0 = the product default (100) */
         o.progress_ud = (void *)c->name;
         struct lk_build_report rep;
         memset(&rep, 0, sizeof rep);
@@ -577,7 +580,6 @@ int main(int argc, char **argv)
     const char *data = "../shared/data/products", *json = NULL;
     const char *models = getenv("LOOKALIKE_MODELS") ? getenv("LOOKALIKE_MODELS") : LK_SOURCE_ROOT "/models/mobilenet_v2";
     const char *work = "/tmp/lookalike-bench/quality";
-    int quick = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (i + 1 < argc && !strcmp(argv[i], "--data")) data = argv[++i];
@@ -616,7 +618,7 @@ int main(int argc, char **argv)
     struct cat g = {0};
     load_set(&g, data, "grocery");
     if (quick)
-        subset(&g, 12, 0);
+        subset(&g, 8, 0);
     for (int p = 0; p < g.s.n_products; p++) {
         size_t *idx = malloc(g.s.n * sizeof *idx), m = 0;
         for (size_t i = 0; i < g.s.n; i++)
@@ -677,7 +679,7 @@ int main(int argc, char **argv)
                 pool[m++] = i;
         rng_state = SEED + 3;
         shuffle(pool, m);
-        size_t take = quick ? 8 : 150;
+        size_t take = quick ? 5 : 150;
         if (take > m)
             take = m;
         size_t hit[N_DIST] = {0}, tot[N_DIST] = {0};
@@ -727,7 +729,7 @@ int main(int argc, char **argv)
         load_set(&c, data, fsets[fs]);
         rng_state = SEED + 10 + (uint64_t)fs;
         if (quick)
-            subset(&c, 0, 300);
+            subset(&c, 0, 200);
         size_t *perm = malloc(c.s.n * sizeof *perm);
         for (size_t i = 0; i < c.s.n; i++)
             perm[i] = i;
