@@ -52,9 +52,9 @@ def ann(d):
     for r in recs:
         if r["phase"] != "equal_recall":
             continue
-        rows.append((r["set"], f(r["n"]), r["dim"], r["target_recall_at_10"], f(r.get("ours_qps")),
-                     f(r.get("hnswlib_qps")), f(r.get("qps_ratio"), 2), f(r.get("qps_ratio_cpu_time"), 2),
-                     f(r.get("exact_qps")), f(r.get("build_ratio"), 2), f(r.get("memory_ratio"), 2)))
+        rows.append((r["set"], f(r["n"]), r["dim"], r["target_recall_at_10"], f(r.get("ours_qps"), 0),
+                     f(r.get("hnswlib_qps"), 0), f(r.get("qps_ratio"), 2), f(r.get("qps_ratio_cpu_time"), 2),
+                     f(r.get("exact_qps"), 0), f(r.get("build_ratio"), 2), f(r.get("memory_ratio"), 2)))
     print(table(["set", "n", "dim", "recall@10", "ours QPS", "hnswlib QPS", "ours/h wall", "ours/h CPU",
                  "exact QPS", "build ours/h", "memory ours/h"], rows))
     print("### ANN: build\n")
@@ -81,8 +81,8 @@ def filtered(d):
                 o, e = by.get("ours"), by.get("exact")
                 h = next((v for k, v in by.items() if k.startswith("hnswlib")), None)
                 rows.append((s, kind, f"{sel * 100:g} %", ef,
-                             f(o and o["recall_at_10"]), f(o and o["qps"]),
-                             f(h and h["recall_at_10"]), f(h and h["qps"]), f(e and e["qps"]),
+                             f(o and o["recall_at_10"]), f(o and o["qps"], 0),
+                             f(h and h["recall_at_10"]), f(h and h["qps"], 0), f(e and e["qps"], 0),
                              f(o and o.get("qps_ratio_vs_exact"), 2)))
         print(table(["set", "filter", "selectivity", "ef", "ours R@10", "ours QPS", "hnswlib R@10",
                      "hnswlib QPS", "exact QPS", "ours/exact"], rows))
