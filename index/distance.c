@@ -45,8 +45,10 @@ static void detect(void)
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
         return;
     int avx2 = (b >> 5) & 1, avx512f = (b >> 16) & 1;
+    /* The f16 kernel's masked tail load needs AVX512BW and AVX512VL. */
+    int avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
     g_have_avx2 = os_ymm && avx2 && fma && f16c;
-    g_have_avx512 = g_have_avx2 && os_zmm && avx512f;
+    g_have_avx512 = g_have_avx2 && os_zmm && avx512f && avx512bw && avx512vl;
     if (g_forced_scalar)
         g_best = LK_SIMD_SCALAR;
     else if (g_have_avx512)

@@ -2,7 +2,7 @@
  * index/distance_avx512.c — AVX-512F kernels (16 lanes, masked tail).
  *
  * Compiled with a target attribute; distance.c hands them out only when
- * CPUID reports AVX512F and XGETBV shows the OS saves opmask/ZMM state.
+ * CPUID reports AVX512F, AVX512BW and AVX512VL and XGETBV shows the OS saves opmask/ZMM state.
  * The development machine has no AVX-512, so these are exercised only where
  * the hardware has it (tests skip at run time otherwise).  The tail uses a
  * masked load, which never faults on the masked-off bytes.  binary16 uses
@@ -13,7 +13,10 @@
 
 #include "pdistance.h"
 
-#define LK_AVX512 __attribute__((target("avx512f,avx2,fma,f16c")))
+/* avx512bw,avx512vl: the binary16 tail load (_mm256_maskz_loadu_epi16,
+ * VMOVDQU16 on a YMM register) is an AVX512BW+VL instruction; clang refuses
+ * to inline it without them, and distance.c requires both in CPUID. */
+#define LK_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 
 LK_AVX512 static inline __mmask16 tailmask(size_t left)
 {

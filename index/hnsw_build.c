@@ -13,7 +13,11 @@
  *   3. link the slots into the graph (Algorithm 1, hnsw_insert.c) from
  *      `nthreads` workers that take rows from a shared atomic counter, as
  *      hnswlib's ParallelFor does; each row is published (id map + flag)
- *      as soon as it is linked.
+ *      as soon as it is linked;
+ *   4. if more than one thread linked, a single-threaded reachability
+ *      repair (lk__repair_reachability, hnsw_insert.c): concurrent orphan
+ *      repair is best effort, so any live node the level-0 links from the
+ *      entry point miss gets an in-link from a reached node.
  * With one thread phase 3 runs in order on the caller's thread, so the graph
  * is a pure function of (seed, insertion order): the determinism guarantee.
  * With more threads the levels are still fixed but the link order is not.
@@ -128,6 +132,18 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
         nthreads = 64;
     if (nthreads > done / 64 + 1)
         nthreads = (unsigned)(done / 64 + 1); /* tiny batches: threads cost more than they give */
+    /* Buffers for the reachability repair that follows a threaded build
+     * (lk__repair_reachability), allocated now so the repair cannot fail
+     * once the graph is changed; without them, link on one thread. */
+    uint32_t ns_after = atomic_load(&ix->s.n_slots);
+    uint32_t *rq = NULL;
+    uint64_t *rseen = NULL;
+    if (nthreads > 1 && ix->p.kind == LK_INDEX_HNSW) {
+        rq = malloc(((size_t)ns_after + 1) * sizeof *rq);
+        rseen = malloc(((size_t)ns_after + 64) / 64 * sizeof *rseen);
+        if (!rq || !rseen)
+            nthreads = 1;
+    }
     pthread_t th[64];
     unsigned started = 0;
     for (unsigned i = 1; i < nthreads; i++) {
@@ -145,14 +161,14 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
         for (size_t i = 0; i < done; i++) {
             if (slots[i] == LK__NONE)
                 continue;
-            char *nd = lk__node(ix, slots[i]);
-            if (lk__load_flags(nd) & LK__NODE_PENDING) {
-                lk__set_flags(lk__tab(ix), nd, slots[i], LK__NODE_DELETED);
-                atomic_fetch_add(&ix->s.n_deleted, 1);
-            }
+            if (lk__load_flags(lk__node(ix, slots[i])) & LK__NODE_PENDING)
+                lk__slot_abandon(ix, slots[i]);
         }
+        lk__slots_reset_unlinked(ix);
     }
+    if (started && rq && rseen)
+        lk__repair_reachability(ix, rq, rseen, ns_after);
     pthread_mutex_unlock(&ix->write_mu);
-    free(slots), free(tmp);
+    free(slots), free(tmp), free(rq), free(rseen);
     return rc;
 }

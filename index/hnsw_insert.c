@@ -28,6 +28,11 @@
  *    PENDING, so it can be traversed but never returned.  A concurrent reader
  *    computing a distance to it at that moment may see a mix of old and new
  *    components; that only perturbs routing for that one query.
+ *  - Update (lk_index_add on an id already present) is failure-atomic: the
+ *    new vector is written and linked in its own PENDING slot while the old
+ *    item stays live; only then is the id map switched (the one step that
+ *    can still fail) and the old slot tombstoned.  (lk_index_add_batch
+ *    still tombstones updated ids before writing the new rows.)
  */
 #include <math.h>
 #include <stdlib.h>
@@ -42,7 +47,10 @@
  * in-links in a saturating byte (a saturated counter only under-counts, so
  * it can report a false zero, which merely adds a spare link, but never
  * misses a true zero).  When a count drops to zero the node is re-attached
- * by fix_orphan. */
+ * by fix_orphan.  Every decrement's result must be looked at: whichever
+ * thread's decrement reaches zero owns the repair.  Concurrent repair is
+ * still best effort, so threaded batch builds end with
+ * lk__repair_reachability (below). */
 static void indeg_inc(char *n)
 {
     uint8_t *p = lk__indeg(n), v = __atomic_load_n(p, __ATOMIC_RELAXED);
@@ -81,8 +89,13 @@ static void fix_orphan(struct lk_index *ix, const struct lk__ctab *t, uint32_t x
             if (y == x)
                 continue;
             char *yn = lk__node_t(ix, t, y);
-            if (lk__load_flags(yn) & LK__NODE_PENDING)
-                continue; /* its list is about to be rewritten */
+            /* y may be PENDING (being linked by another thread): still a
+             * valid target, since lk__insert_link merges links already in
+             * y's list into its own selection (and counts any it must drop
+             * as lost, which re-triggers this repair).  Skipping PENDING
+             * neighbours here made the repair give up silently when they
+             * were all x had: one of the two causes of the 2-thread lost
+             * node (instrumented runs). */
             lk__node_lock(yn);
             uint32_t yc = *lk__count0(yn), *yl = lk__links0(yn);
             int present = 0;
@@ -112,15 +125,156 @@ static void fix_orphan(struct lk_index *ix, const struct lk__ctab *t, uint32_t x
                         bd = d, best = j;
                 }
                 if (best != UINT32_MAX) {
-                    indeg_dec(lk__node_t(ix, t, yl[best]));
+                    /* The indeg >= 2 test above and this decrement are not
+                     * atomic together: a concurrent prune elsewhere may
+                     * have taken z's other in-link meanwhile, and then it
+                     * is THIS decrement that reaches zero.  Ignoring its
+                     * result was the 2-thread build's lost node: z was left
+                     * with no in-link and nobody repairing it. */
+                    uint32_t z = yl[best];
+                    uint8_t left = indeg_dec(lk__node_t(ix, t, z));
                     __atomic_store_n(yl + best, x, __ATOMIC_RELAXED);
                     indeg_inc(xn);
                     lk__node_unlock(yn);
+                    if (left == 0 && z != x)
+                        fix_orphan(ix, t, z);
                     return;
                 }
             }
             lk__node_unlock(yn);
         }
+    }
+}
+
+/* ==== Reachability repair after a threaded batch build ====
+ * The in-degree counters above catch the common case (a node losing its
+ * last in-link) as it happens, but under concurrent linking fix_orphan is
+ * best effort: it skips neighbours that are still PENDING (being linked by
+ * another thread) and gives up when every candidate list is full, and a
+ * counter can only see single orphans, not a small group that points only
+ * at itself.  So a batch build that ran more than one thread ends with this
+ * single-threaded pass (writers are excluded by write_mu; readers may run):
+ * a breadth-first walk over level-0 links from the entry point, and every
+ * live node it does not reach gets an in-link from a REACHED node — its own
+ * nearest reached out-neighbour with room, else the nearest reached node
+ * with room (exact scan: orphans are rare, about one per thousands of
+ * builds, so the O(n) scan costs nothing on average), else (every reached
+ * list full) the furthest link of its nearest reached node is replaced,
+ * which may orphan that target, so the walk is repeated (a few rounds).
+ * Cost when nothing is wrong: one walk, O(n * 2M) link reads. */
+static void mark_from(const struct lk_index *ix, const struct lk__ctab *t, uint32_t start, uint32_t *queue,
+                      uint64_t *seen)
+{
+    size_t head = 0, tail = 0;
+    if (seen[start >> 6] & (1ULL << (start & 63)))
+        return;
+    seen[start >> 6] |= 1ULL << (start & 63);
+    queue[tail++] = start;
+    while (head < tail) {
+        char *n = lk__node_t(ix, t, queue[head++]);
+        uint32_t cnt = lk__load_count(lk__count0(n));
+        for (uint32_t i = 0; i < cnt; i++) {
+            uint32_t nb = lk__load_link(lk__links0(n) + i);
+            if (!(seen[nb >> 6] & (1ULL << (nb & 63)))) {
+                seen[nb >> 6] |= 1ULL << (nb & 63);
+                queue[tail++] = nb;
+            }
+        }
+    }
+}
+
+static int is_seen(const uint64_t *seen, uint32_t id)
+{
+    return (seen[id >> 6] >> (id & 63)) & 1;
+}
+
+/* Make reached node y link to x (append, or replace y's furthest link). */
+static void attach_from(struct lk_index *ix, const struct lk__ctab *t, uint32_t y, uint32_t x, int replace)
+{
+    char *yn = lk__node_t(ix, t, y), *xn = lk__node_t(ix, t, x);
+    lk__node_lock(yn);
+    uint32_t yc = *lk__count0(yn), *yl = lk__links0(yn);
+    for (uint32_t j = 0; j < yc; j++) {
+        if (yl[j] == x) {
+            lk__node_unlock(yn);
+            return;
+        }
+    }
+    if (yc < ix->max_m0) {
+        indeg_inc(xn);
+        __atomic_store_n(yl + yc, x, __ATOMIC_RELAXED);
+        __atomic_store_n(lk__count0(yn), yc + 1, __ATOMIC_RELEASE);
+    } else if (replace && yc) {
+        const float *yv = lk__raw_t(ix, t, y);
+        uint32_t best = 0;
+        float bd = -1.0f;
+        for (uint32_t j = 0; j < yc; j++) {
+            /* prefer a target that keeps another in-link */
+            float d = lk__to_distance(ix, ix->dist_f32(yv, lk__raw_t(ix, t, yl[j]), ix->p.dim));
+            if (*lk__indeg(lk__node_t(ix, t, yl[j])) >= 2)
+                d += 1e30f;
+            if (d > bd)
+                bd = d, best = j;
+        }
+        indeg_dec(lk__node_t(ix, t, yl[best]));
+        indeg_inc(xn);
+        __atomic_store_n(yl + best, x, __ATOMIC_RELAXED);
+    }
+    lk__node_unlock(yn);
+}
+
+void lk__repair_reachability(struct lk_index *ix, uint32_t *queue, uint64_t *seen, uint32_t cap)
+{
+    uint64_t ep = atomic_load_explicit(&ix->s.ep, memory_order_acquire);
+    if (ix->p.kind != LK_INDEX_HNSW || ep == LK__EP_NONE)
+        return;
+    const struct lk__ctab *t = lk__tab(ix);
+    uint32_t ns = atomic_load_explicit(&ix->s.n_slots, memory_order_acquire);
+    if (ns > cap)
+        ns = cap; /* cannot happen: the caller sized the buffers for the batch */
+    for (int round = 0; round < 4; round++) {
+        memset(seen, 0, ((size_t)ns + 63) / 64 * sizeof *seen);
+        mark_from(ix, t, (uint32_t)ep, queue, seen);
+        int replaced = 0;
+        for (uint32_t x = 0; x < ns; x++) {
+            if (is_seen(seen, x) || lk__load_flags(lk__node_t(ix, t, x)))
+                continue; /* reached, or a tombstone (never a result) */
+            char *xn = lk__node_t(ix, t, x);
+            const float *xv = lk__raw_t(ix, t, x);
+            uint32_t y = LK__NONE, cnt = lk__load_count(lk__count0(xn));
+            /* 1. its own out-neighbours (its nearest, by construction) */
+            for (uint32_t i = 0; i < cnt && y == LK__NONE; i++) {
+                uint32_t nb = lk__load_link(lk__links0(xn) + i);
+                if (is_seen(seen, nb) && lk__load_count(lk__count0(lk__node_t(ix, t, nb))) < ix->max_m0)
+                    y = nb;
+            }
+            /* 2. exact scan: nearest reached node with room, else nearest */
+            uint32_t nearest = LK__NONE;
+            if (y == LK__NONE) {
+                float bd = 0.0f, nd = 0.0f;
+                for (uint32_t i = 0; i < ns; i++) {
+                    if (i == x || !is_seen(seen, i))
+                        continue;
+                    float d = lk__to_distance(ix, ix->dist_f32(xv, lk__raw_t(ix, t, i), ix->p.dim));
+                    if (nearest == LK__NONE || d < nd)
+                        nearest = i, nd = d;
+                    if (lk__load_count(lk__count0(lk__node_t(ix, t, i))) < ix->max_m0 &&
+                        (y == LK__NONE || d < bd))
+                        y = i, bd = d;
+                }
+            }
+            if (y != LK__NONE) {
+                attach_from(ix, t, y, x, 0);
+            } else if (nearest != LK__NONE) {
+                attach_from(ix, t, nearest, x, 1);
+                replaced = 1;
+            } else {
+                continue;
+            }
+            mark_from(ix, t, x, queue, seen); /* x's component is reached now */
+        }
+        if (!replaced)
+            return; /* appends never unlink anything: everything is reached */
     }
 }
 
@@ -456,8 +610,93 @@ int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *
     return LK_OK;
 }
 
-/* Remove `id` if present (update = delete + insert).  Caller holds write_mu. */
-int lk__remove_locked(struct lk_index *ix, uint64_t id);
+/* ==== Failed inserts ==== */
+
+void lk__slot_abandon(struct lk_index *ix, uint32_t slot)
+{
+    struct lk__store *s = &ix->s;
+    const struct lk__ctab *t = lk__tab(ix);
+    char *n = lk__node_t(ix, t, slot);
+    uint64_t ep = atomic_load(&s->ep);
+    unsigned top = ep == LK__EP_NONE ? 0 : (unsigned)(ep >> 32);
+    unsigned level = *lk__level(n);
+    if (level > top) {
+        /* Above the top level, so never linked (linking it would have
+         * raised the entry point) and nothing points at it: drop its
+         * upper-level blocks, or the tombstone would break "every level
+         * <= the top level" (lk_index_check, the loader). */
+        uint32_t **cell = &t->upper[slot >> LK__CHUNK_SHIFT][slot & LK__CHUNK_MASK];
+        uint32_t *up = __atomic_load_n(cell, __ATOMIC_ACQUIRE);
+        __atomic_store_n(cell, NULL, __ATOMIC_RELEASE);
+        if (up)
+            atomic_fetch_sub(&s->upper_bytes, (size_t)level * (ix->max_m + 1) * sizeof *up);
+        free(up);
+        *lk__level(n) = 0;
+    }
+    lk__set_flags(t, n, slot, LK__NODE_DELETED);
+    atomic_fetch_add(&s->n_deleted, 1);
+    if (s->n_free < s->free_cap)
+        s->free_slots[s->n_free++] = slot;
+}
+
+void lk__slots_reset_unlinked(struct lk_index *ix)
+{
+    struct lk__store *s = &ix->s;
+    if (ix->p.kind != LK_INDEX_HNSW || atomic_load(&s->ep) != LK__EP_NONE)
+        return;
+    /* No entry point: no node was ever linked (the first successful link
+     * sets it and deletion never clears it), so nothing points at these
+     * slots and no search can reach them. */
+    const struct lk__ctab *t = lk__tab(ix);
+    uint32_t ns = atomic_load(&s->n_slots);
+    for (uint32_t i = 0; i < ns; i++) {
+        uint32_t **cell = &t->upper[i >> LK__CHUNK_SHIFT][i & LK__CHUNK_MASK];
+        uint32_t *up = __atomic_load_n(cell, __ATOMIC_ACQUIRE);
+        if (up) {
+            unsigned level = *lk__level(lk__node_t(ix, t, i));
+            atomic_fetch_sub(&s->upper_bytes, (size_t)level * (ix->max_m + 1) * sizeof *up);
+            __atomic_store_n(cell, NULL, __ATOMIC_RELEASE);
+            free(up);
+        }
+    }
+    atomic_store(&s->n_deleted, 0);
+    s->n_free = s->free_head = 0;
+    atomic_store_explicit(&s->n_slots, 0, memory_order_release);
+}
+
+/* Finish an update of `id`: `slot` (linked, PENDING) replaces live slot
+ * `old`.  The map entry is overwritten first — the only step that can fail
+ * (a rehash); on failure the new slot becomes a reusable tombstone and the
+ * old item is untouched.  Then, with the map already pointing at the new
+ * slot, the old one is tombstoned and the new one made visible.  Caller
+ * holds write_mu. */
+static int replace_published(struct lk_index *ix, uint64_t id, uint32_t old, uint32_t slot, struct lk_err *err)
+{
+    struct lk__store *s = &ix->s;
+    const struct lk__ctab *t = lk__tab(ix);
+    if (s->n_free == s->free_cap) { /* room to queue the old slot for reuse; optional */
+        size_t cap = s->free_cap ? s->free_cap * 2 : 64;
+        uint32_t *f = realloc(s->free_slots, cap * sizeof *f);
+        if (f)
+            s->free_slots = f, s->free_cap = cap;
+    }
+    pthread_rwlock_wrlock(&ix->map_lock);
+    int rc = lk__map_put(&s->map, id, slot);
+    pthread_rwlock_unlock(&ix->map_lock);
+    if (rc) {
+        lk__set_flags(t, lk__node_t(ix, t, slot), slot, LK__NODE_DELETED);
+        atomic_fetch_add(&s->n_deleted, 1);
+        if (s->n_free < s->free_cap)
+            s->free_slots[s->n_free++] = slot;
+        return lk_err_set(err, LK_ERR_NOMEM, "lk_index_add: out of memory (id map); old vector kept");
+    }
+    lk__set_flags(t, lk__node_t(ix, t, old), old, LK__NODE_DELETED);
+    atomic_fetch_add(&s->n_deleted, 1);
+    if (s->n_free < s->free_cap)
+        s->free_slots[s->n_free++] = old;
+    lk__set_flags(t, lk__node_t(ix, t, slot), slot, 0);
+    return LK_OK;
+}
 
 int lk_index_add(struct lk_index *ix, uint64_t id, const float *vec, struct lk_err *err)
 {
@@ -475,16 +714,27 @@ int lk_index_add(struct lk_index *ix, uint64_t id, const float *vec, struct lk_e
         return rc;
     }
     pthread_mutex_lock(&ix->write_mu);
-    lk__remove_locked(ix, id);
+    /* Update (id present) is failure-atomic: the new vector goes into a
+     * fresh PENDING slot and is linked while the old item stays live and
+     * mapped; only when everything that can fail has succeeded does
+     * replace_published switch the map and tombstone the old slot.  A
+     * failure before that leaves the old item exactly as it was. */
+    uint32_t old = lk__map_get(&ix->s.map, id); /* writer: no concurrent map writes */
     uint32_t slot;
     rc = lk__slot_write(ix, id, v, ix->s.seq++, &slot, err);
     if (!rc && ix->p.kind == LK_INDEX_HNSW) {
         rc = lk__insert_link(ix, c, slot);
-        if (rc)
+        if (rc) {
+            /* Not linked: retire the slot, or the PENDING node would stay
+             * in the index forever (and a failed first insert would leave
+             * slots without an entry point, which check/save refuse). */
             lk_err_set(err, rc, "lk_index_add: out of memory");
+            lk__slot_abandon(ix, slot);
+            lk__slots_reset_unlinked(ix);
+        }
     }
     if (!rc)
-        rc = lk__publish(ix, id, slot, err);
+        rc = old == LK__NONE ? lk__publish(ix, id, slot, err) : replace_published(ix, id, old, slot, err);
     pthread_mutex_unlock(&ix->write_mu);
     lk__ctx_put(ix, c);
     return rc;

@@ -283,9 +283,9 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
         *n_out = 0;
     if (!ix || !query || !out || !n_out)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_index_search: NULL argument");
-    if (k == 0 || k > LK_SEARCH_K_MAX)
+    if (k == 0 || k > LK_INDEX_K_MAX)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_index_search: k %zu outside [1, %u]", k,
-                          LK_SEARCH_K_MAX);
+                          LK_INDEX_K_MAX);
     static const struct lk_search_opts defaults;
     if (!opts)
         opts = &defaults;

@@ -295,6 +295,21 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
                    struct lk_err *err);
 /* Mark inserted: map put + clear PENDING.  Caller serialises map writes. */
 int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *err);
+/* An insert failed (out of memory) after lk__slot_write gave it `slot` but
+ * before lk__publish: turn the slot into a reusable tombstone.  Caller holds
+ * write_mu.  Call lk__slots_reset_unlinked afterwards. */
+void lk__slot_abandon(struct lk_index *ix, uint32_t slot);
+/* After failed inserts: an HNSW index that still has no entry point never
+ * linked any node, so every slot is an abandoned tombstone; drop them all
+ * (n_slots = 0) so the index is the valid empty index again rather than
+ * "slots but no entry point".  No-op otherwise.  Caller holds write_mu. */
+void lk__slots_reset_unlinked(struct lk_index *ix);
+
+/* After a threaded batch build: re-link every live node that level-0
+ * links from the entry point do not reach (see hnsw_insert.c).  queue and
+ * seen hold at least `cap` >= n_slots entries / bits (allocated by the
+ * caller beforehand, so the pass cannot fail).  Caller holds write_mu. */
+void lk__repair_reachability(struct lk_index *ix, uint32_t *queue, uint64_t *seen, uint32_t cap);
 
 /* ---- hnsw_search.c ---- */
 /* SEARCH-LAYER (Algorithm 2) used by insertion: ef nearest to q at `level`

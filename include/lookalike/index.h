@@ -130,7 +130,7 @@ enum lk_storage {
 #define LK_HNSW_EF_SEARCH_MAX 32768u
 
 /* Largest k a search may ask for (bounds the per-search result heap). */
-#define LK_SEARCH_K_MAX 32768u
+#define LK_INDEX_K_MAX 32768u
 
 /* Highest graph level.  Levels are drawn as floor(-ln(U) * mL) with
  * mL = 1/ln(M) (paper section 4); 31 is far beyond what 2^32 nodes need and
@@ -323,7 +323,7 @@ struct lk_hit {
  * approximate (recall depends on ef_search); flat results are exact.
  * No heap allocation in steady state: per-thread search contexts are pooled
  * inside the index.  Thread-safe (see top).
- * Errors: LK_ERR_INVALID_ARG (NULL, k == 0 or > LK_SEARCH_K_MAX, NaN/Inf,
+ * Errors: LK_ERR_INVALID_ARG (NULL, k == 0 or > LK_INDEX_K_MAX, NaN/Inf,
  * ef_search out of range, bitmap from another index), LK_ERR_NOMEM. */
 int lk_index_search(const struct lk_index *idx, const float *query, size_t k,
                     const struct lk_search_opts *opts, struct lk_hit *out, size_t *n_out,

@@ -45,9 +45,9 @@ extern "C" {
 
 /* ==== Catalog items as the admin API sees them ========================== */
 
-/* SKU syntax accepted by the API: 1..LK_SKU_MAX characters from
+/* SKU syntax accepted by the API: 1..LK_HTTP_SKU_MAX characters from
  * [A-Za-z0-9._-].  Anything else (slashes, spaces, control bytes) is a 400. */
-#define LK_SKU_MAX 64
+#define LK_HTTP_SKU_MAX 64
 
 /* Item flags (bit set). */
 enum lk_item_flag {
@@ -114,7 +114,7 @@ enum lk_event_type {
 
 struct lk_server_event {
     char search_id[LK_SEARCH_ID_LEN + 1];   /* 32 lowercase hex digits */
-    char sku[LK_SKU_MAX + 1];
+    char sku[LK_HTTP_SKU_MAX + 1];
     enum lk_event_type type;
     int64_t ts;                 /* Unix epoch seconds */
 };

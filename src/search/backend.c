@@ -9,10 +9,6 @@
 
 #include "psearch.h"
 
-/* catalog.h and server.h both define LK_SKU_MAX (the catalog's storage
- * limit, 128, and the HTTP API's stricter 64).  This file only needs the
- * API's: take server.h's definition. */
-#undef LK_SKU_MAX
 #include "lookalike/server.h"
 
 static int be_search(void *ctx, const void *image, size_t len, const struct lk_search_request *req,

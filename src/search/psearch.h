@@ -20,11 +20,6 @@
 #include "lookalike/embed.h"
 #include "lookalike/image.h"
 #include "lookalike/index.h"
-/* index.h and search_types.h both define LK_SEARCH_K_MAX (the index's
- * 32768-hit bound and the HTTP API's 100-result bound).  The search module
- * needs the API's; the index bound is not used here (LK__HITS_MAX is far
- * below it).  Reported to both owners for a rename. */
-#undef LK_SEARCH_K_MAX
 #include "lookalike/search.h"
 
 /* ==== Generation files ================================================== */

@@ -542,7 +542,7 @@ static int parse_item_obj(struct lk__json_doc *doc, const cJSON *o, const char *
     if (v) {
         if (!cJSON_IsString(v) || !lk__valid_sku(v->valuestring, strlen(v->valuestring)))
             return perr(pe, "invalid_parameter", p, "sku must be 1..%d characters of [A-Za-z0-9._-]",
-                        LK_SKU_MAX);
+                        LK_HTTP_SKU_MAX);
         if (path_sku && strcmp(path_sku, v->valuestring) != 0)
             return perr(pe, "invalid_parameter", p, "sku in the body differs from the URL");
         it->sku = v->valuestring;
@@ -773,7 +773,7 @@ int lk__json_parse_event(const char *body, size_t len, int64_t now, struct lk_se
         goto out;
     }
     if (!cJSON_IsString(v) || !lk__valid_sku(v->valuestring, strlen(v->valuestring))) {
-        rc = perr(pe, "invalid_parameter", "sku", "sku must be 1..%d characters of [A-Za-z0-9._-]", LK_SKU_MAX);
+        rc = perr(pe, "invalid_parameter", "sku", "sku must be 1..%d characters of [A-Za-z0-9._-]", LK_HTTP_SKU_MAX);
         goto out;
     }
     memcpy(ev->sku, v->valuestring, strlen(v->valuestring) + 1);

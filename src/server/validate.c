@@ -27,7 +27,7 @@ static bool all_id_chars(const char *s, size_t len)
 bool lk__valid_sku(const char *s, size_t len)
 {
     /* "." and ".." are refused: they would read as path segments. */
-    if (!s || len == 0 || len > LK_SKU_MAX)
+    if (!s || len == 0 || len > LK_HTTP_SKU_MAX)
         return false;
     if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
         return false;

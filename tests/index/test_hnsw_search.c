@@ -159,7 +159,7 @@ Test(hnsw_search, errors)
     struct lk_search_opts o = {.ef_search = LK_HNSW_EF_SEARCH_MAX + 1};
     cr_assert_eq(lk_index_search(h, q, 4, &o, out, &n, &e), LK_ERR_INVALID_ARG);
     cr_assert_eq(n, 0);
-    cr_assert_eq(lk_index_search(h, q, LK_SEARCH_K_MAX + 1, NULL, out, &n, NULL), LK_ERR_INVALID_ARG);
+    cr_assert_eq(lk_index_search(h, q, LK_INDEX_K_MAX + 1, NULL, out, &n, NULL), LK_ERR_INVALID_ARG);
     cr_assert_eq(lk_index_search(h, NULL, 4, NULL, out, &n, NULL), LK_ERR_INVALID_ARG);
     cr_assert_eq(lk_index_search(h, q, 4, NULL, NULL, &n, NULL), LK_ERR_INVALID_ARG);
     struct lk_bitmap *bm;

@@ -270,11 +270,12 @@ const char *fx_setup(void)
     setenv("LK_FX_ROOT", g_root, 1);
     fx_make_catalog(g_root);
     struct lk_build_report rep;
+    memset(&rep, 0, sizeof rep);   /* fx_build may fail before lk_index_build fills it */
     struct lk_err err = {0};
     int rc = fx_build(g_root, &rep, &err);
     lk_build_report_free(&rep);
     if (rc != LK_OK) {
-        fprintf(stderr, "fixture build failed: %s\n", err.msg);
+        fprintf(stderr, "fixture build failed: %s (%s)\n", lk_status_str(rc), err.msg);
         /* Leave LK_FX_ROOT set: tests then fail on the missing generation. */
     }
     return g_root;

@@ -30,7 +30,7 @@
 
 struct fake_item {
     bool used;
-    char sku[LK_SKU_MAX + 1];
+    char sku[LK_HTTP_SKU_MAX + 1];
     char title[128];
     char category[64];
     char region[17];        /* "" = everywhere */

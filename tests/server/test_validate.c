@@ -19,10 +19,10 @@ Test(validate, sku)
     cr_assert(!lk__valid_sku(S("a b")));
     cr_assert(!lk__valid_sku(S("\xc3\xa9")));
     cr_assert(!lk__valid_sku("ab\0c", 4));
-    char longsku[LK_SKU_MAX + 2];
+    char longsku[LK_HTTP_SKU_MAX + 2];
     memset(longsku, 'a', sizeof longsku);
-    cr_assert(lk__valid_sku(longsku, LK_SKU_MAX));
-    cr_assert(!lk__valid_sku(longsku, LK_SKU_MAX + 1));
+    cr_assert(lk__valid_sku(longsku, LK_HTTP_SKU_MAX));
+    cr_assert(!lk__valid_sku(longsku, LK_HTTP_SKU_MAX + 1));
 }
 
 Test(validate, search_id_and_region)
