@@ -22,16 +22,8 @@
 #include <unistd.h>
 
 #include "lookalike/catalog.h"
+#include "sysinfo.h"
 
-#ifndef LK_BENCH_BUILD
-#define LK_BENCH_BUILD "unknown"
-#endif
-#ifndef LK_GIT_REV
-#define LK_GIT_REV "unknown"
-#endif
-#ifndef LK_CC_ID
-#define LK_CC_ID "gcc " __VERSION__
-#endif
 
 static double now_ms(void)
 {
@@ -50,25 +42,6 @@ static int rm_cb(const char *p, const struct stat *sb, int t, struct FTW *f)
 {
     (void)sb; (void)t; (void)f;
     return remove(p);
-}
-
-static void cpu_name(char *out, size_t n)
-{
-    snprintf(out, n, "unknown");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f)
-        return;
-    char line[512];
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "model name", 10)) {
-            char *c = strchr(line, ':');
-            if (c) {
-                snprintf(out, n, "%s", c + 2);
-                out[strcspn(out, "\n")] = '\0';
-            }
-            break;
-        }
-    fclose(f);
 }
 
 struct bench_filter {
@@ -143,11 +116,13 @@ int main(int argc, char **argv)
     struct lk_catalog_counts cnt;
     lk_catalog_counts(cat, &cnt, &e);
 
-    char cpu[256];
-    cpu_name(cpu, sizeof cpu);
+    struct bench_sysinfo si;
+    bench_sysinfo_get(&si);
+    FILE *js = bench_json_open(NULL);
     printf("# catalog filter allow-list bench\n");
-    printf("# cpu: %s; build: %s; compiler: %s; git: %s; sqlite %s; SIMD: none (scalar C)\n",
-           cpu, LK_BENCH_BUILD, LK_CC_ID, LK_GIT_REV, sqlite3_libversion());
+    bench_sysinfo_print(&si, stdout);
+    printf("# sqlite %s; the allow-list build is scalar C (the simd line is the index kernels')\n",
+           sqlite3_libversion());
     printf("# catalog: %llu products, %llu images (synthetic, seed 42); import %.0f ms "
            "(%.0f rows/s, no image checks)\n",
            (unsigned long long)cnt.products, (unsigned long long)cnt.images, t_import,
@@ -230,6 +205,16 @@ int main(int argc, char **argv)
         printf("%-36s %10zu %8.1f%% %9.3f %9.2f %10.2f %7.0fx%s\n", bf[i].name, a.count,
                100.0 * (double)a.count / (double)cnt.images, m, m * 1e6 / (double)a.nbits, sm,
                sm / m, sql_count == a.count ? "" : "  (count differs from SQL!)");
+        if (js) {
+            bench_json_begin(js, &si, "catalog_filter", "allow_build");
+            fputs(",\"filter\":", js);
+            bench_json_str(js, bf[i].name);
+            fprintf(js, ",\"products\":%llu,\"images\":%llu,\"allowed\":%zu,\"selectivity\":%.6f,"
+                        "\"ms_per_build\":%.4f,\"sql_ms\":%.4f,\"speedup_vs_sql\":%.2f,\"sql_count_matches\":%s",
+                    (unsigned long long)cnt.products, (unsigned long long)cnt.images, a.count,
+                    (double)a.count / (double)cnt.images, m, sm, sm / m, sql_count == a.count ? "true" : "false");
+            bench_json_end(js);
+        }
     }
     /* PATCH latency: a stock update is one SQL transaction + a snapshot store. */
     int np = reps < 50 ? reps : 50;
@@ -242,6 +227,12 @@ int main(int argc, char **argv)
     }
     printf("# PATCH stock (commit with synchronous=FULL + snapshot update): median %.3f ms\n",
            median(ms, np));
+    if (js) {
+        bench_json_begin(js, &si, "catalog_filter", "patch_stock");
+        fprintf(js, ",\"median_ms\":%.4f", median(ms, np));
+        bench_json_end(js);
+        fclose(js);
+    }
     free(ms);
     lk_allow_free(&a);
     sqlite3_close(db);

@@ -3,6 +3,7 @@
  * (titles in fashion-small contain quoted commas).
  */
 #include "embed_data.h"
+#include "sysinfo.h"
 
 #include <csv.h>
 #include <stdio.h>
@@ -21,8 +22,8 @@ struct parse {
     struct bench_set *s;
     const char *dir;
     int row, col;
-    int c_path, c_product, c_category;
-    char *path, *product, *category;
+    int c_path, c_product, c_category, c_colour;
+    char *path, *product, *category, *colour;
     char **prod_names, **cat_names;
     size_t cap;
 };
@@ -45,6 +46,7 @@ static void on_field(void *f, size_t len, void *data)
         if (!strcmp(v, "image_path")) p->c_path = p->col;
         if (!strcmp(v, "product_id")) p->c_product = p->col;
         if (!strcmp(v, "category")) p->c_category = p->col;
+        if (!strcmp(v, "color")) p->c_colour = p->col;
         free(v);
     } else if (p->col == p->c_path) {
         p->path = v;
@@ -52,6 +54,8 @@ static void on_field(void *f, size_t len, void *data)
         p->product = v;
     } else if (p->col == p->c_category) {
         p->category = v;
+    } else if (p->col == p->c_colour) {
+        p->colour = v;
     } else {
         free(v);
     }
@@ -69,7 +73,9 @@ static void on_row(int c, void *data)
             s->paths = realloc(s->paths, p->cap * sizeof *s->paths);
             s->product = realloc(s->product, p->cap * sizeof *s->product);
             s->category = realloc(s->category, p->cap * sizeof *s->category);
+            s->colour = realloc(s->colour, p->cap * sizeof *s->colour);
         }
+        s->colour[s->n] = p->colour && *p->colour ? intern(&s->colour_names, &s->n_colours, p->colour) : -1;
         size_t len = strlen(p->dir) + strlen(p->path) + 2;
         s->paths[s->n] = malloc(len);
         snprintf(s->paths[s->n], len, "%s/%s", p->dir, p->path);
@@ -77,8 +83,8 @@ static void on_row(int c, void *data)
         s->category[s->n] = intern(&p->cat_names, &s->n_categories, p->category);
         s->n++;
     }
-    free(p->path), free(p->product), free(p->category);
-    p->path = p->product = p->category = NULL;
+    free(p->path), free(p->product), free(p->category), free(p->colour);
+    p->path = p->product = p->category = p->colour = NULL;
     p->row++;
     p->col = 0;
 }
@@ -96,7 +102,7 @@ int bench_set_load(const char *dir, const char *name, struct bench_set *s)
     }
     struct csv_parser csv;
     csv_init(&csv, CSV_APPEND_NULL);
-    struct parse p = {.s = s, .dir = dir, .c_path = -1, .c_product = -1, .c_category = -1};
+    struct parse p = {.s = s, .dir = dir, .c_path = -1, .c_product = -1, .c_category = -1, .c_colour = -1};
     char buf[65536];
     size_t got;
     while ((got = fread(buf, 1, sizeof buf, f)) > 0)
@@ -104,11 +110,8 @@ int bench_set_load(const char *dir, const char *name, struct bench_set *s)
     csv_fini(&csv, on_field, on_row, &p);
     csv_free(&csv);
     fclose(f);
-    for (int i = 0; i < s->n_products; i++)
-        free(p.prod_names[i]);
-    for (int i = 0; i < s->n_categories; i++)
-        free(p.cat_names[i]);
-    free(p.prod_names), free(p.cat_names);
+    s->product_names = p.prod_names;
+    s->category_names = p.cat_names;
     if (p.c_path < 0 || p.c_product < 0 || p.c_category < 0 || s->n == 0) {
         fprintf(stderr, "%s: need image_path, product_id and category columns and rows\n", path);
         bench_set_free(s);
@@ -121,43 +124,27 @@ void bench_set_free(struct bench_set *s)
 {
     for (size_t i = 0; i < s->n; i++)
         free(s->paths[i]);
-    free(s->paths), free(s->product), free(s->category);
+    free(s->paths), free(s->product), free(s->category), free(s->colour);
+    for (int i = 0; i < s->n_products; i++)
+        free(s->product_names[i]);
+    for (int i = 0; i < s->n_categories; i++)
+        free(s->category_names[i]);
+    for (int i = 0; i < s->n_colours; i++)
+        free(s->colour_names[i]);
+    free(s->product_names), free(s->category_names), free(s->colour_names);
     memset(s, 0, sizeof *s);
 }
 
-#ifndef LK_BENCH_BUILD
-#define LK_BENCH_BUILD "?"
-#endif
-#ifndef LK_GIT_REV
-#define LK_GIT_REV "?"
-#endif
-#ifndef LK_CC_ID
-#define LK_CC_ID "?"
-#endif
 
 void bench_print_env(void)
 {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "model name", 10)) {
-                char *c = strchr(line, ':');
-                if (c) {
-                    snprintf(model, sizeof model, "%s", c + 2);
-                    model[strcspn(model, "\n")] = 0;
-                }
-                break;
-            }
-        fclose(f);
-    }
+    struct bench_sysinfo si;
+    bench_sysinfo_get(&si);
+    bench_sysinfo_print(&si, stdout);
     __builtin_cpu_init();
-    const char *simd = __builtin_cpu_supports("avx512f")  ? "AVX-512"
-                       : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "AVX2+FMA"
-                       : __builtin_cpu_supports("avx")  ? "AVX"
-                                                        : "SSE2";
-    printf("# CPU: %s\n# SIMD: XNNPACK picks its micro-kernels at run time by CPUID; best ISA here: %s\n", model,
-           simd);
-    printf("# compiler: %s, build: %s, git: %s\n", LK_CC_ID, LK_BENCH_BUILD, LK_GIT_REV);
+    const char *isa = __builtin_cpu_supports("avx512f")  ? "AVX-512"
+                      : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? "AVX2+FMA"
+                      : __builtin_cpu_supports("avx")  ? "AVX"
+                                                       : "SSE2";
+    printf("simd (CNN): XNNPACK picks its micro-kernels at run time by CPUID; best ISA here: %s\n", isa);
 }

@@ -16,6 +16,11 @@ struct bench_set {
     int *product;           /* product id index, 0..n_products-1 */
     int *category;          /* category index, 0..n_categories-1 */
     int n_products, n_categories;
+    char **product_names;   /* [n_products], the labels' product_id */
+    char **category_names;  /* [n_categories] */
+    int *colour;            /* colour index per image, -1 = unlabelled (or no column) */
+    char **colour_names;    /* [n_colours] */
+    int n_colours;
 };
 
 /* Load <dir>/labels.csv.  Returns 0, or -1 with a message on stderr. */

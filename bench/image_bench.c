@@ -21,16 +21,8 @@
 #include <jpeglib.h>
 
 #include "lookalike/image.h"
+#include "sysinfo.h"
 
-#ifndef LK_BENCH_BUILD
-#define LK_BENCH_BUILD "unknown"
-#endif
-#ifndef LK_GIT_REV
-#define LK_GIT_REV "unknown"
-#endif
-#ifndef LK_CC_ID
-#define LK_CC_ID "unknown"
-#endif
 
 #define TARGET 224u
 #define MAX_INPUTS 8
@@ -232,35 +224,18 @@ static int run(const struct input *in, uint32_t hint, int runs, struct timing *t
     return rc;
 }
 
+static struct bench_sysinfo si;
+
 static void print_env(void)
 {
-    char model[256] = "unknown";
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (f) {
-        char line[512];
-        while (fgets(line, sizeof line, f))
-            if (!strncmp(line, "model name", 10)) {
-                char *p = strchr(line, ':');
-                if (p) {
-                    snprintf(model, sizeof model, "%s", p + 2);
-                    model[strcspn(model, "\n")] = '\0';
-                }
-                break;
-            }
-        fclose(f);
-    }
-    __builtin_cpu_init();
+    bench_sysinfo_get(&si);
     const char *jsimd = getenv("JSIMD_FORCENONE");
     printf("image_bench — decode + %ux%u centre crop, median per image\n", TARGET, TARGET);
-    printf("cpu:       %s (avx2 %s, fma %s, avx512f %s)\n", model,
-           __builtin_cpu_supports("avx2") ? "yes" : "no", __builtin_cpu_supports("fma") ? "yes" : "no",
-           __builtin_cpu_supports("avx512f") ? "yes" : "no");
-    printf("compiler:  %s; %s\n", LK_CC_ID, LK_BENCH_BUILD);
-    printf("simd:      libjpeg-turbo %d.%d SIMD %s (its own runtime CPU dispatch); "
-           "stb_image_resize scalar C\n",
+    bench_sysinfo_print(&si, stdout);
+    printf("simd (decode): libjpeg-turbo %d.%d SIMD %s (its own runtime CPU dispatch); "
+           "stb_image_resize scalar C\n\n",
            LIBJPEG_TURBO_VERSION_NUMBER / 1000000, LIBJPEG_TURBO_VERSION_NUMBER / 1000 % 1000,
            jsimd && *jsimd == '1' ? "disabled (JSIMD_FORCENONE=1)" : "enabled");
-    printf("git:       %s\n\n", LK_GIT_REV);
 }
 
 int main(int argc, char **argv)
@@ -335,6 +310,7 @@ int main(int argc, char **argv)
     printf("%-48s %11s %9s | %-28s | %-28s | %s\n", "image", "size", "bytes", "full decode: dec+rsz=total ms",
            "DCT scaled: dec+rsz=total ms", "speed-up");
     double sum_full = 0, sum_dct = 0;
+    FILE *js = bench_json_open(NULL);
     for (int i = 0; i < n; i++) {
         struct timing full = {0}, dct = {0};
         int r = in[i].w * in[i].h > 4000000 ? (runs + 1) / 2 : runs;   /* fewer runs at 12 Mpx */
@@ -345,11 +321,21 @@ int main(int argc, char **argv)
         printf("%-48s %11s %9zu | %6.2f + %6.2f = %7.2f    | %6.2f + %6.2f = %7.2f 1/%u | x%.2f\n", in[i].name, sz,
                in[i].len, full.decode, full.resize, full.total, dct.decode, dct.resize, dct.total, dct.denom,
                full.total / dct.total);
+        if (js) {
+            bench_json_begin(js, &si, "image", "decode_resize");
+            fputs(",\"image\":", js);
+            bench_json_str(js, in[i].name);
+            fprintf(js, ",\"width\":%d,\"height\":%d,\"bytes\":%zu,\"full_ms\":%.3f,\"dct_ms\":%.3f,"
+                        "\"dct_denom\":%u,\"runs\":%d", in[i].w, in[i].h, in[i].len, full.total, dct.total, dct.denom, r);
+            bench_json_end(js);
+        }
         sum_full += full.total;
         sum_dct += dct.total;
     }
     printf("\nall images: full %.2f ms, DCT-scaled %.2f ms, speed-up x%.2f (runs=%d, medians)\n", sum_full, sum_dct,
            sum_full / sum_dct, runs);
+    if (js)
+        fclose(js);
     for (int i = 0; i < n; i++)
         free(in[i].data);
     return 0;

@@ -133,3 +133,36 @@ void bench_sysinfo_json(const struct bench_sysinfo *si, FILE *f)
     bench_json_str(f, si->date);
     fprintf(f, ",\"load1_start\":%.2f", si->load1);
 }
+
+FILE *bench_json_open(const char *path)
+{
+    if (!path)
+        path = getenv("LK_BENCH_JSON");
+    if (!path || !*path)
+        return NULL;
+    FILE *f = fopen(path, "a");
+    if (!f)
+        fprintf(stderr, "bench: cannot open %s for the JSON results\n", path);
+    return f;
+}
+
+void bench_json_begin(FILE *f, const struct bench_sysinfo *si, const char *bench, const char *phase)
+{
+    if (!f)
+        return;
+    fputs("{\"bench\":", f);
+    bench_json_str(f, bench);
+    fputs(",\"phase\":", f);
+    bench_json_str(f, phase);
+    fputc(',', f);
+    bench_sysinfo_json(si, f);
+    fprintf(f, ",\"load1\":%.2f", bench_loadavg());
+}
+
+void bench_json_end(FILE *f)
+{
+    if (!f)
+        return;
+    fputs("}\n", f);
+    fflush(f);
+}

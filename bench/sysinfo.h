@@ -43,4 +43,19 @@ void bench_sysinfo_json(const struct bench_sysinfo *si, FILE *f);
 /* Write s as a JSON string literal (with quotes and escapes). */
 void bench_json_str(FILE *f, const char *s);
 
+/*
+ * JSON-lines output shared by every bench except ann (which has --out):
+ * bench_json_open() opens the file named by `path`, or by the environment
+ * variable LK_BENCH_JSON when `path` is NULL, for appending (bench/run sets
+ * it, one file per bench); it returns NULL when neither names a file, and
+ * the bench then only prints its table.  A record is
+ *   bench_json_begin(f, si, "embed", "stage");  fprintf(f, ",\"ms\":%.3f", ms);
+ *   bench_json_end(f);
+ * which writes {"bench":"embed","phase":"stage",<sysinfo>,"ms":...}\n.
+ * All three accept f == NULL and then do nothing.
+ */
+FILE *bench_json_open(const char *path);
+void bench_json_begin(FILE *f, const struct bench_sysinfo *si, const char *bench, const char *phase);
+void bench_json_end(FILE *f);
+
 #endif
