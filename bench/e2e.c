@@ -31,7 +31,6 @@
  * bench/run does that), or the 429s show up as errors.
  */
 #include <curl/curl.h>
-#include <jpeglib.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,7 @@
 #include <time.h>
 
 #include "lookalike/image.h"
+#include "jpeg_encode.h"
 #include "sysinfo.h"
 
 #define MAX_LEVELS 16
@@ -85,32 +85,6 @@ static unsigned char *slurp(const char *path, size_t *len)
 }
 
 /* ==== The 1-megapixel JPEG ============================================== */
-
-static unsigned char *encode_jpeg(const struct lk_image *img, int quality, size_t *len)
-{
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    unsigned char *buf = NULL;
-    unsigned long n = 0;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, &buf, &n);
-    c.image_width = img->width;
-    c.image_height = img->height;
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, quality, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = (JSAMPROW)(img->rgb + (size_t)c.next_scanline * img->width * 3);
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    *len = n;
-    return buf;
-}
 
 /* Largest photo (by pixels, from labels.csv's width/height columns) in
  * DIR/<set>/labels.csv; path written to `out`.  Returns its pixel count. */
@@ -469,7 +443,7 @@ int main(int argc, char **argv)
         }
         iw = big.width;
         ih = big.height;
-        img = encode_jpeg(&big, 90, &img_len);
+        img = bench_encode_jpeg(&big, 90, &img_len);
         lk_image_free(&big);
     }
 

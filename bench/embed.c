@@ -20,9 +20,9 @@
 #include <string.h>
 #include <time.h>
 
-#include <jpeglib.h>
 
 #include "embed_data.h"
+#include "jpeg_encode.h"
 #include "sysinfo.h"
 #include "lookalike/colour.h"
 #include "lookalike/embed.h"
@@ -84,28 +84,6 @@ static size_t heap_in_use(void)
 {
     struct mallinfo2 mi = mallinfo2();
     return mi.uordblks + mi.hblkhd;
-}
-
-/* Encode `img` as a baseline JPEG (quality 90) into a malloc'd buffer. */
-static unsigned char *encode_jpeg(const struct lk_image *img, unsigned long *len)
-{
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    unsigned char *buf = NULL;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, &buf, len);
-    c.image_width = img->width, c.image_height = img->height, c.input_components = 3, c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, 90, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW r = img->rgb + (size_t)c.next_scanline * img->width * 3;
-        jpeg_write_scanlines(&c, &r, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    return buf;
 }
 
 static unsigned char *slurp(const char *path, size_t *len)
@@ -302,10 +280,10 @@ int main(int argc, char **argv)
     struct lk_image big = {0};
     if (lk_image_resize(&imgs[0], 1280, 800, &big, &e))
         die("resize 1MP", &e);
-    unsigned long blen = 0;
-    unsigned char *bjpg = encode_jpeg(&big, &blen);
+    size_t blen = 0;
+    unsigned char *bjpg = bench_encode_jpeg(&big, 90, &blen);
     lk_image_free(&big);
-    printf("\n1-megapixel JPEG: 1280x800, %lu bytes, quality 90\n\n", blen);
+    printf("\n1-megapixel JPEG: 1280x800, %zu bytes, quality 90\n\n", blen);
     printf("| %-44s | %8s | %8s | %8s | %5s | %6s |\n|%s|----------|----------|----------|-------|--------|\n",
            "stage (ms per image)", "median", "p90", "min", "n", "ratio", "----------------------------------------------");
     size_t keep_nf = nf;

@@ -18,11 +18,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <jpeglib.h>
+#include <jpeglib.h>   /* LIBJPEG_TURBO_VERSION_NUMBER for the report */
 
 #include "lookalike/image.h"
+#include "jpeg_encode.h"
 #include "sysinfo.h"
-
 
 #define TARGET 224u
 #define MAX_INPUTS 8
@@ -150,32 +150,6 @@ static int largest_from(const char *dir, int k, struct cand *out)
 
 /* ---- 12-megapixel phone photo ------------------------------------------ */
 
-static uint8_t *encode_jpeg(const struct lk_image *img, int quality, size_t *len)
-{
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    unsigned char *out = NULL;
-    unsigned long outlen = 0;
-    jpeg_mem_dest(&c, &out, &outlen);
-    c.image_width = img->width;
-    c.image_height = img->height;
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, quality, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = img->rgb + (size_t)c.next_scanline * img->width * 3;
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    *len = outlen;
-    return out;
-}
-
 /* ---- measurement --------------------------------------------------------- */
 
 struct timing {
@@ -294,7 +268,7 @@ int main(int argc, char **argv)
             uint32_t bw = portrait ? 3024 : 4032, bh = portrait ? 4032 : 3024;
             if (lk_image_resize(&src, bw, bh, &big, &e) == LK_OK) {
                 size_t len;
-                uint8_t *b = encode_jpeg(&big, 92, &len);
+                uint8_t *b = bench_encode_jpeg(&big, 92, &len);
                 snprintf(in[n].name, sizeof in[n].name, "12Mpx phone photo (upscaled %s)", "clothing");
                 in[n].data = b;
                 in[n].len = len;

@@ -50,12 +50,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include <jpeglib.h>
 
 #include "embed_data.h"
 #include "lookalike/catalog.h"
 #include "lookalike/image.h"
 #include "lookalike/search.h"
+#include "jpeg_encode.h"
 #include "sysinfo.h"
 
 #ifndef LK_SOURCE_ROOT
@@ -136,32 +136,6 @@ static const char *rel(const char *path, const char *dir)
 }
 
 /* ==== Image distortions ================================================= */
-
-static unsigned char *encode_jpeg(const struct lk_image *img, int quality, size_t *len)
-{
-    struct jpeg_compress_struct c;
-    struct jpeg_error_mgr jerr;
-    unsigned char *buf = NULL;
-    unsigned long n = 0;
-    c.err = jpeg_std_error(&jerr);
-    jpeg_create_compress(&c);
-    jpeg_mem_dest(&c, &buf, &n);
-    c.image_width = img->width;
-    c.image_height = img->height;
-    c.input_components = 3;
-    c.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&c);
-    jpeg_set_quality(&c, quality, TRUE);
-    jpeg_start_compress(&c, TRUE);
-    while (c.next_scanline < c.image_height) {
-        JSAMPROW row = (JSAMPROW)(img->rgb + (size_t)c.next_scanline * img->width * 3);
-        jpeg_write_scanlines(&c, &row, 1);
-    }
-    jpeg_finish_compress(&c);
-    jpeg_destroy_compress(&c);
-    *len = n;
-    return buf;
-}
 
 static int crop(const struct lk_image *s, struct lk_image *d)
 {
@@ -264,7 +238,7 @@ static unsigned char *distort(const unsigned char *bytes, size_t len, int k, siz
     }
     unsigned char *out = NULL;
     if (rc == 0) {
-        out = encode_jpeg(&dst, q, out_len);
+        out = bench_encode_jpeg(&dst, q, out_len);
         snprintf(desc, dcap, "%s q%d %ux%u", dist_names[k], q, dst.width, dst.height);
     }
     lk_image_free(&src);
