@@ -8,7 +8,7 @@
  *        [--max-body BYTES] [--conn-timeout S] [--request-timeout S]
  *        [--reload-cmd CMD] [--new-sku SKU] [--rss-bound-mb 64]
  *        [--shoppers 6] [--bad 3] [--admins 2] [--burst 30] [--slowloris 12]
- *        [--json FILE]
+ *        [--catalog-db DATA/catalog.sqlite] [--json FILE]
  *
  * bench/soak (the driver) starts the server with the matching config and
  * passes these; run that, not this, by hand.
@@ -35,7 +35,10 @@
  *              read token on an admin route (403).  Also paced under the rate.
  *   127.0.3.1  the back office (--admins handles): PATCH stock/price of
  *              random SKUs (200; an unknown SKU 404) with the admin token,
- *              which the rate limit exempts; the reload at mid-run.
+ *              which the rate limit exempts; the reload at mid-run.  Handle
+ *              i patches only SKUs i, i+n, i+2n, ..., so each SKU's patches
+ *              are sequential and the last acknowledged one is the value
+ *              the catalog must hold at the end (--catalog-db check).
  *   127.0.4.1  the burst client: every 20 s, --burst GET similar requests at
  *              once, well past the bucket (rate_burst): 200 or 429, and every
  *              429 must carry Retry-After.
@@ -62,13 +65,19 @@
  * to libcurl until the whole response arrived).  At the end: requests by
  * (kind, status) against the statuses expected for that kind, search
  * latency per minute, RSS before traffic / after warm-up / end / max, fds
- * before traffic and after all clients closed, slowloris hold times.
+ * before traffic and after all clients closed, slowloris hold times, and
+ * (--catalog-db) no lost writes: the catalog database, read after the
+ * traffic, holds the last acknowledged PATCH of every patched SKU and one
+ * event row per 202 to POST /v1/events.  The 1-minute load average is
+ * sampled too: the machine may be shared, and latency says little without
+ * it.
  *
  * Exit status 1 (FAIL) on: any 5xx, any unexpected status (transport
  * errors included), RSS growth from the end of warm-up (the first 60 s or
  * 1/10 of the run) to the end beyond --rss-bound-mb, more descriptors after
  * the clients closed than before traffic started, a slowloris connection
- * held beyond its bound, a burst that never saw 429, a reload that failed.
+ * held beyond its bound, a burst that never saw 429, a reload that failed,
+ * a lost write.
  *
  * One client thread drives all HTTP traffic with a libcurl multi handle (at
  * 2 cores the server needs the CPU more than the client does).
@@ -95,6 +104,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sqlite3.h>
 
 #include "lookalike/image.h"
 #include "jpeg_encode.h"
@@ -475,6 +486,8 @@ struct agent {
     size_t chunk_sent;          /* K_OVERSIZED_CHUNKED upload progress */
     char search_id[40], top_sku[80];
     unsigned rng;
+    size_t patch_sku;           /* K_PATCH: which SKU and what it set (-1: unchanged) */
+    long patch_stock, patch_price;
 };
 
 static struct {
@@ -486,6 +499,11 @@ static struct {
     double start;
     /* mid-run reload state machine */
     bool want_new_before, want_reload, want_new_after;
+    int n_admins;
+    /* The last acknowledged PATCH per SKU (-1: never patched): checked
+     * against the catalog database at the end (no lost update). */
+    long *last_stock, *last_price;
+    size_t events_acked;
 } g;
 
 static unsigned rnd(struct agent *a)
@@ -725,12 +743,25 @@ static void prepare(struct agent *a)
         post_json(a, "PATCH", "{\"stock\": 1}");
         break;
     case K_PATCH: {
+        /* Admin handle i patches only SKUs with index % n_admins == i, so
+         * the PATCHes of one SKU are sequential and the last 200 is the
+         * value the catalog must hold at the end. */
         char json[128];
-        if (rnd(a) % 2)
-            snprintf(json, sizeof json, "{\"stock\": %u}", rnd(a) % 40);
-        else
-            snprintf(json, sizeof json, "{\"price\": \"%u.%02u\"}", 1 + rnd(a) % 200, rnd(a) % 100);
-        set_url(a, "/v1/items/%s", sku);
+        size_t si = rnd(a) % in.n_skus;
+        si -= si % (size_t)g.n_admins;
+        si += (size_t)a->index;
+        if (si >= in.n_skus)
+            si = (size_t)a->index;
+        a->patch_sku = si;
+        a->patch_stock = a->patch_price = -1;
+        if (rnd(a) % 2) {
+            a->patch_stock = rnd(a) % 40;
+            snprintf(json, sizeof json, "{\"stock\": %ld}", a->patch_stock);
+        } else {
+            a->patch_price = 100 + rnd(a) % 20000;
+            snprintf(json, sizeof json, "{\"price\": \"%ld.%02ld\"}", a->patch_price / 100, a->patch_price % 100);
+        }
+        set_url(a, "/v1/items/%s", in.skus[si]);
         post_json(a, "PATCH", json);
         break;
     }
@@ -793,6 +824,7 @@ struct sample {
     size_t searches;
     double p50, p95, p99;
     int slow_open;
+    double load1;
 };
 static struct sample samples[MAX_SAMPLES];
 static int n_samples;
@@ -855,8 +887,9 @@ static struct {
 } slow;
 
 static const char slow_hdr[] = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: slowloris\r\n";
-static const char slow_body_hdr[] = "POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n"
-                                    "Content-Length: 100000\r\n\r\n";
+/* With the read token (the server wants it for searches), or it would be a
+ * 401 before the body. */
+static char slow_body_hdr[600];
 
 static int slow_open(struct slow_conn *c)
 {
@@ -878,7 +911,7 @@ static int slow_open(struct slow_conn *c)
          * drip is due; a short write here only makes the drip start later). */
         struct pollfd p = {c->fd, POLLOUT, 0};
         poll(&p, 1, 1000);
-        ssize_t w = send(c->fd, slow_body_hdr, sizeof slow_body_hdr - 1, MSG_NOSIGNAL);
+        ssize_t w = send(c->fd, slow_body_hdr, strlen(slow_body_hdr), MSG_NOSIGNAL);
         if (w > 0)
             c->sent = (size_t)w;
     }
@@ -1022,6 +1055,7 @@ static void interval_latency(double t_from, double t_to, struct sample *s, doubl
 
 int main(int argc, char **argv)
 {
+    const char *catalog_db = NULL;
     const char *url = NULL, *csv = NULL, *images = NULL, *tokens = NULL, *reload_cmd = NULL, *json = NULL;
     int pid = 0, n_shoppers = 6, n_bad = 3, n_admins = 2, n_burst = 30, n_slow = 12;
     double seconds = 600, rate_rps = 5, rss_bound_mb = 64;
@@ -1054,6 +1088,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--burst")) n_burst = atoi(v);
         else if (!strcmp(a, "--slowloris")) n_slow = atoi(v);
         else if (!strcmp(a, "--json")) json = v;
+        else if (!strcmp(a, "--catalog-db")) catalog_db = v;
         else {
             usage();
             return 2;
@@ -1073,8 +1108,13 @@ int main(int argc, char **argv)
     }
     g.url = url;
     g.max_body = max_body;
+    g.n_admins = n_admins;
     if (read_tokens(tokens) != 0 || load_inputs(csv, images, max_body) != 0)
         return 1;
+    g.last_stock = xmalloc(in.n_skus * sizeof *g.last_stock);
+    g.last_price = xmalloc(in.n_skus * sizeof *g.last_price);
+    for (size_t i = 0; i < in.n_skus; i++)
+        g.last_stock[i] = g.last_price[i] = -1;
     signal(SIGPIPE, SIG_IGN);
     curl_global_init(CURL_GLOBAL_DEFAULT);
 
@@ -1152,6 +1192,9 @@ int main(int argc, char **argv)
     slow.server.sin_family = AF_INET;
     slow.server.sin_port = htons((uint16_t)port);
     inet_pton(AF_INET, "127.0.0.1", &slow.server.sin_addr);
+    snprintf(slow_body_hdr, sizeof slow_body_hdr,
+             "POST /v1/search HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/jpeg\r\n%s\r\n"
+             "Content-Length: 100000\r\n\r\n", g.read_auth);
     slow.bound[S_IDLE] = conn_timeout + 5.0;
     slow.bound[S_HEADERS] = conn_timeout + 5.0;
     slow.bound[S_BODY] = request_timeout + 5.0;
@@ -1165,10 +1208,10 @@ int main(int argc, char **argv)
     printf("# before traffic: RSS %.1f MB, %d open fds\n", rss0 / 1024.0, fd0);
     printf("\n## every %.0f s: server RSS and fds, requests in the interval, valid-search latency (ms)\n\n",
            INTERVAL_S);
-    printf("| %5s | %7s | %4s | %5s | %5s | %5s | %5s | %3s | %4s | %5s | %7s | %7s | %7s | %4s |\n", "t s",
-           "RSS MB", "fds", "reqs", "2xx", "4xx", "429", "5xx", "none", "srch", "p50", "p95", "p99", "slow");
+    printf("| %5s | %7s | %4s | %5s | %5s | %5s | %5s | %3s | %4s | %5s | %7s | %7s | %7s | %4s | %5s |\n", "t s",
+           "RSS MB", "fds", "reqs", "2xx", "4xx", "429", "5xx", "none", "srch", "p50", "p95", "p99", "slow", "load");
     printf("|------:|--------:|-----:|------:|------:|------:|------:|----:|-----:|------:|--------:|--------:|"
-           "--------:|-----:|\n");
+           "--------:|-----:|------:|\n");
     fflush(stdout);
 
     pthread_t slow_thread;
@@ -1303,6 +1346,14 @@ int main(int argc, char **argv)
                 lats[n_lats++].ms = (float)((t - a->t0) * 1e3);
                 note_search(a);
             }
+            if (a->kind == K_PATCH && status == 200) {
+                if (a->patch_stock >= 0)
+                    g.last_stock[a->patch_sku] = a->patch_stock;
+                if (a->patch_price >= 0)
+                    g.last_price[a->patch_sku] = a->patch_price;
+            }
+            if (a->kind == K_EVENT && status == 202)
+                g.events_acked++;
             if (a->kind == K_RELOAD) {
                 reload_http_t = t - g.start;
                 reload_ok = status == 200;
@@ -1337,6 +1388,7 @@ int main(int argc, char **argv)
             pthread_mutex_lock(&slow.mu);
             s->slow_open = slow.open_now;
             pthread_mutex_unlock(&slow.mu);
+            s->load1 = bench_loadavg();
             if (s->rss_kb > rss_max)
                 rss_max = s->rss_kb;
             if (s->fds > fd_max)
@@ -1344,18 +1396,19 @@ int main(int argc, char **argv)
             if (rss_warm < 0 && s->t >= warm_s - 1e-6)
                 rss_warm = s->rss_kb;
             printf("| %5.0f | %7.1f | %4d | %5zu | %5zu | %5zu | %5zu | %3zu | %4zu | %5zu | %7.1f | %7.1f | %7.1f | "
-                   "%4d |\n",
+                   "%4d | %5.2f |\n",
                    s->t, s->rss_kb / 1024.0, s->fds, s->reqs, s->s2xx, s->s4xx, s->s429, s->s5xx, s->s0,
-                   s->searches, s->p50, s->p95, s->p99, s->slow_open);
+                   s->searches, s->p50, s->p95, s->p99, s->slow_open, s->load1);
             fflush(stdout);
             if (js) {
                 bench_json_begin(js, &si, "soak", "sample");
                 fprintf(js,
                         ",\"t_s\":%.0f,\"rss_kb\":%ld,\"fds\":%d,\"requests\":%zu,\"status_2xx\":%zu,"
                         "\"status_4xx\":%zu,\"status_429\":%zu,\"status_5xx\":%zu,\"no_response\":%zu,"
-                        "\"searches\":%zu,\"p50_ms\":%.2f,\"p95_ms\":%.2f,\"p99_ms\":%.2f,\"slowloris_open\":%d",
+                        "\"searches\":%zu,\"p50_ms\":%.2f,\"p95_ms\":%.2f,\"p99_ms\":%.2f,\"slowloris_open\":%d,"
+                        "\"load1\":%.2f",
                         s->t, s->rss_kb, s->fds, s->reqs, s->s2xx, s->s4xx, s->s429, s->s5xx, s->s0, s->searches,
-                        s->p50, s->p95, s->p99, s->slow_open);
+                        s->p50, s->p95, s->p99, s->slow_open, s->load1);
                 bench_json_end(js);
             }
             next_sample += INTERVAL_S;
@@ -1387,6 +1440,48 @@ int main(int argc, char **argv)
         rss_max = rss_end;
     if (rss_warm < 0)
         rss_warm = rss0;
+
+    /* No lost writes: every acknowledged PATCH (the last per SKU) and every
+     * acknowledged event is in the catalog database, read after the
+     * traffic, through the mid-run index update, reload and SIGHUP. */
+    size_t db_checked = 0, db_mismatch = 0;
+    long long db_events = -1;
+    bool db_ok = true;
+    if (catalog_db) {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_open_v2(catalog_db, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+            sqlite3_prepare_v2(db, "SELECT stock, price_minor FROM products WHERE sku = ?1", -1, &st, NULL) !=
+                SQLITE_OK) {
+            fprintf(stderr, "soak: cannot read %s: %s\n", catalog_db, db ? sqlite3_errmsg(db) : "?");
+            db_ok = false;
+        } else {
+            sqlite3_busy_timeout(db, 5000);
+            for (size_t i = 0; i < in.n_skus; i++) {
+                if (g.last_stock[i] < 0 && g.last_price[i] < 0)
+                    continue;
+                db_checked++;
+                sqlite3_reset(st);
+                sqlite3_bind_text(st, 1, in.skus[i], -1, SQLITE_STATIC);
+                if (sqlite3_step(st) != SQLITE_ROW ||
+                    (g.last_stock[i] >= 0 && sqlite3_column_int64(st, 0) != g.last_stock[i]) ||
+                    (g.last_price[i] >= 0 && sqlite3_column_int64(st, 1) != g.last_price[i])) {
+                    if (db_mismatch++ < 10)
+                        fprintf(stderr, "soak: %s: catalog has stock %lld price_minor %lld, last PATCH set %ld / %ld\n",
+                                in.skus[i], (long long)sqlite3_column_int64(st, 0),
+                                (long long)sqlite3_column_int64(st, 1), g.last_stock[i], g.last_price[i]);
+                }
+            }
+            sqlite3_finalize(st);
+            st = NULL;
+            if (sqlite3_prepare_v2(db, "SELECT count(*) FROM events", -1, &st, NULL) == SQLITE_OK &&
+                sqlite3_step(st) == SQLITE_ROW)
+                db_events = sqlite3_column_int64(st, 0);
+            sqlite3_finalize(st);
+            db_ok = db_mismatch == 0 && db_events == (long long)g.events_acked;
+        }
+        sqlite3_close(db);
+    }
 
     /* ==== Report ==== */
     size_t total = 0;
@@ -1431,7 +1526,7 @@ int main(int argc, char **argv)
         if (!lbuf)
             return 1;
     }
-    for (int mi = 0; mi * 60.0 < wall; mi++) {
+    for (int mi = 0; mi * 60.0 < wall - 1.0; mi++) {
         struct sample s;
         interval_latency(mi * 60.0, (mi + 1) * 60.0, &s, lbuf);
         double mx = s.searches ? lbuf[s.searches - 1] : 0;
@@ -1498,6 +1593,12 @@ int main(int argc, char **argv)
            reload_pass ? "yes" : "NO");
     snprintf(buf, sizeof buf, "sent at %.0f s (server kept answering)", sighup_t);
     printf("| %-52s | %-56s | %-4s |\n", "SIGHUP reload", buf, "");
+    if (catalog_db) {
+        snprintf(buf, sizeof buf, "%zu SKUs patched, %zu differ; events %lld stored / %zu acked", db_checked,
+                 db_mismatch, db_events, g.events_acked);
+        printf("| %-52s | %-56s | %-4s |\n", "no lost writes (last PATCH per SKU, events in DB)", buf,
+               db_ok ? "yes" : "NO");
+    }
     for (int t = 0; t < S_TYPES; t++) {
         char name[96];
         snprintf(name, sizeof name, "slowloris %s: closed within %.0f s", slow_names[t], slow.bound[t]);
@@ -1505,7 +1606,8 @@ int main(int argc, char **argv)
                  slow.max_hold[t], slow.over_bound[t]);
         printf("| %-52s | %-56s | %-4s |\n", name, buf, slow.over_bound[t] ? "NO" : "yes");
     }
-    bool pass = n_5xx == 0 && n_unexpected == 0 && rss_ok && fd_ok && slow_over == 0 && burst_ok && reload_pass;
+    bool pass = n_5xx == 0 && n_unexpected == 0 && rss_ok && fd_ok && slow_over == 0 && burst_ok && reload_pass &&
+                db_ok;
     printf("\nRESULT: %s\n", pass ? "PASS" : "FAIL");
 
     if (js) {
@@ -1516,10 +1618,12 @@ int main(int argc, char **argv)
                 "\"rss_bound_mb\":%.0f,\"fds_start\":%d,\"fds_max\":%d,\"fds_end\":%d,\"search_p50_ms\":%.2f,"
                 "\"search_p95_ms\":%.2f,\"search_p99_ms\":%.2f,\"searches\":%zu,\"rate_rps\":%.2f,"
                 "\"rate_burst\":%u,\"reload_ok\":%s,\"reload_cmd_rc\":%d,\"slowloris_opened\":%zu,"
-                "\"slowloris_cut\":%zu,\"slowloris_over_bound\":%zu,\"pass\":%s",
+                "\"slowloris_cut\":%zu,\"slowloris_over_bound\":%zu,\"db_patched_skus\":%zu,\"db_mismatches\":%zu,"
+                "\"events_acked\":%zu,\"events_stored\":%lld,\"pass\":%s",
                 wall, total, n_5xx, n_unexpected, rss0, rss_warm, rss_end, rss_max, growth_mb, rss_bound_mb, fd0,
                 fd_max, fd_end, all.p50, all.p95, all.p99, all.searches, rate_rps, rate_burst,
-                reload_ok ? "true" : "false", reload_rc, slow_opened, slow_cut, slow_over, pass ? "true" : "false");
+                reload_ok ? "true" : "false", reload_rc, slow_opened, slow_cut, slow_over, db_checked, db_mismatch,
+                g.events_acked, db_events, pass ? "true" : "false");
         bench_json_end(js);
         fclose(js);
     }
