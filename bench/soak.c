@@ -110,6 +110,7 @@
 #include "lookalike/image.h"
 #include "jpeg_encode.h"
 #include "sysinfo.h"
+#include "util.h"
 
 extern char **environ;
 
@@ -122,39 +123,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Percentile by nearest rank on a sorted array. */
-static double pct(const double *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)ceil(p / 100.0 * (double)n);
-    return v[i ? i - 1 : 0];
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = b ? (size_t)n : 0;
-    return b;
 }
 
 static void *xmalloc(size_t n)
@@ -229,11 +197,8 @@ static bool expected(enum kind k, int status)
 }
 
 /* Counts by (kind, status): statuses are few, a small list per kind. */
-#define MAX_ST 12
 struct kcount {
-    int st[MAX_ST];
-    size_t n[MAX_ST];
-    int n_st;
+    struct bench_statuses by;
     size_t total, unexpected, no_retry_after;
 };
 static struct kcount counts[K_COUNT];
@@ -244,15 +209,7 @@ static void count(enum kind k, int status, bool ok)
     c->total++;
     if (!ok)
         c->unexpected++;
-    for (int i = 0; i < c->n_st; i++)
-        if (c->st[i] == status) {
-            c->n[i]++;
-            return;
-        }
-    if (c->n_st < MAX_ST) {
-        c->st[c->n_st] = status;
-        c->n[c->n_st++] = 1;
-    }
+    bench_statuses_add(&c->by, status);
 }
 
 /* ==== Test inputs ======================================================= */
@@ -386,7 +343,7 @@ static int load_inputs(const char *csv, const char *images, size_t max_body)
         char p[8192];
         snprintf(p, sizeof p, "%s/%s", images, paths[i]);
         struct blob b;
-        b.p = slurp(p, &b.n);
+        b.p = bench_slurp(p, &b.n);
         struct lk_image img = {0}, big = {0};
         if (!b.p || lk_image_decode(b.p, b.n, NULL, &img, NULL, NULL) != LK_OK) {
             free(b.p);
@@ -478,8 +435,7 @@ struct agent {
     double min_gap;             /* between starts (rate pacing) */
     double t0;
     enum kind kind;
-    char *body;
-    size_t len, cap;
+    struct bench_buf body;
     bool retry_after;
     struct curl_slist *hdr;
     curl_mime *mime;
@@ -510,26 +466,6 @@ static unsigned rnd(struct agent *a)
 {
     a->rng = a->rng * 1664525u + 1013904223u;
     return a->rng >> 8;
-}
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    struct agent *a = ud;
-    size_t add = sz * n;
-    if (a->len + add + 1 > a->cap) {
-        size_t nc = a->cap ? a->cap : 8192;
-        while (nc < a->len + add + 1)
-            nc *= 2;
-        char *nb = realloc(a->body, nc);
-        if (!nb)
-            return 0;
-        a->body = nb;
-        a->cap = nc;
-    }
-    memcpy(a->body + a->len, p, add);
-    a->len += add;
-    a->body[a->len] = '\0';
-    return add;
 }
 
 static size_t on_header(char *p, size_t sz, size_t n, void *ud)
@@ -637,12 +573,12 @@ static void prepare(struct agent *a)
     curl_easy_reset(h);
     curl_slist_free_all(a->hdr);
     a->hdr = NULL;
-    a->len = 0;
+    a->body.len = 0;
     a->retry_after = false;
     a->chunk_sent = 0;
     curl_easy_setopt(h, CURLOPT_INTERFACE, a->iface);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, a);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_buf_write);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &a->body);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, a);
     curl_easy_setopt(h, CURLOPT_PRIVATE, a);
@@ -793,8 +729,8 @@ static void prepare(struct agent *a)
 /* Remember a search's id and top SKU for the shopper's next event. */
 static void note_search(struct agent *a)
 {
-    const char *id = a->body ? strstr(a->body, "\"search_id\":\"") : NULL;
-    const char *sku = a->body ? strstr(a->body, "\"sku\":\"") : NULL;
+    const char *id = a->body.p ? strstr(a->body.p, "\"search_id\":\"") : NULL;
+    const char *sku = a->body.p ? strstr(a->body.p, "\"sku\":\"") : NULL;
     if (!id || !sku)
         return;
     id += 13;
@@ -1046,11 +982,11 @@ static void interval_latency(double t_from, double t_to, struct sample *s, doubl
     for (size_t i = 0; i < n_lats; i++)
         if (lats[i].t >= t_from && lats[i].t < t_to)
             buf[n++] = lats[i].ms;
-    qsort(buf, n, sizeof *buf, cmp_double);
+    qsort(buf, n, sizeof *buf, bench_cmp_double);
     s->searches = n;
-    s->p50 = pct(buf, n, 50);
-    s->p95 = pct(buf, n, 95);
-    s->p99 = pct(buf, n, 99);
+    s->p50 = bench_pct(buf, n, 50);
+    s->p95 = bench_pct(buf, n, 95);
+    s->p99 = bench_pct(buf, n, 99);
 }
 
 int main(int argc, char **argv)
@@ -1322,7 +1258,7 @@ int main(int argc, char **argv)
                 if (n_unexpected <= 20)
                     fprintf(stderr, "soak: t=%.1fs %s: status %ld (curl: %s) %.200s\n", t - g.start,
                             kinds[a->kind].name, status, curl_easy_strerror(msg->data.result),
-                            a->body ? a->body : "");
+                            a->body.p ? a->body.p : "");
             }
             iv_reqs++;
             if (status >= 500)
@@ -1428,7 +1364,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_agents; i++) {
         curl_easy_cleanup(ag[i].h);
         curl_slist_free_all(ag[i].hdr);
-        free(ag[i].body);
+        free(ag[i].body.p);
     }
     curl_multi_cleanup(m);
     struct timespec ts = {3, 0};
@@ -1494,8 +1430,8 @@ int main(int argc, char **argv)
         for (int i = 0; i < kinds[k].n_expect; i++)
             off += (size_t)snprintf(ex + off, sizeof ex - off, "%s%d", i ? "," : "", kinds[k].expect[i]);
         off = 0;
-        for (int i = 0; i < c->n_st && off < sizeof by; i++)
-            off += (size_t)snprintf(by + off, sizeof by - off, "%s%d: %zu", i ? ", " : "", c->st[i], c->n[i]);
+        for (int i = 0; i < c->by.distinct && off < sizeof by; i++)
+            off += (size_t)snprintf(by + off, sizeof by - off, "%s%d: %zu", i ? ", " : "", c->by.status[i], c->by.n[i]);
         printf("| %-28s | %-9s | %-40s | %10zu |\n", kinds[k].name, ex, c->total ? by : "(none sent)",
                c->unexpected);
         total += c->total;
@@ -1507,8 +1443,8 @@ int main(int argc, char **argv)
             for (int i = 0; i < kinds[k].n_expect; i++)
                 fprintf(js, "%s%d", i ? "," : "", kinds[k].expect[i]);
             fputs("],\"by_status\":{", js);
-            for (int i = 0; i < c->n_st; i++)
-                fprintf(js, "%s\"%d\":%zu", i ? "," : "", c->st[i], c->n[i]);
+            for (int i = 0; i < c->by.distinct; i++)
+                fprintf(js, "%s\"%d\":%zu", i ? "," : "", c->by.status[i], c->by.n[i]);
             fprintf(js, "},\"total\":%zu,\"unexpected\":%zu,\"429_without_retry_after\":%zu", c->total,
                     c->unexpected, c->no_retry_after);
             bench_json_end(js);
@@ -1552,8 +1488,8 @@ int main(int argc, char **argv)
         slow_cut += slow.cut[t];
     }
     bool burst_ok = false;
-    for (int i = 0; i < counts[K_BURST].n_st; i++)
-        if (counts[K_BURST].st[i] == 429 && counts[K_BURST].n[i] > 0)
+    for (int i = 0; i < counts[K_BURST].by.distinct; i++)
+        if (counts[K_BURST].by.status[i] == 429 && counts[K_BURST].by.n[i] > 0)
             burst_ok = true;
     bool reload_pass = reload_ok && (reload_cmd == NULL || reload_rc == 0);
 
@@ -1576,9 +1512,9 @@ int main(int argc, char **argv)
     printf("| %-52s | %-56s | %-4s |\n", "unexpected statuses = 0", buf, n_unexpected == 0 ? "yes" : "NO");
     {
         size_t n429 = 0;
-        for (int i = 0; i < counts[K_BURST].n_st; i++)
-            if (counts[K_BURST].st[i] == 429)
-                n429 = counts[K_BURST].n[i];
+        for (int i = 0; i < counts[K_BURST].by.distinct; i++)
+            if (counts[K_BURST].by.status[i] == 429)
+                n429 = counts[K_BURST].by.n[i];
         snprintf(buf, sizeof buf, "%zu of %zu got 429%s", n429, counts[K_BURST].total,
                  counts[K_BURST].no_retry_after ? ", some WITHOUT Retry-After" : ", all with Retry-After");
     }
