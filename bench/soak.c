@@ -1562,6 +1562,24 @@ int main(int argc, char **argv)
         bench_json_end(js);
         fclose(js);
     }
+    fflush(stdout);     /* before any exit-time report (sanitizer builds) */
+    free(ag);
+    for (int i = 0; i < in.n_jpeg; i++)
+        free(in.jpeg[i].p);
+    for (int i = 0; i < in.n_png; i++)
+        free(in.png[i].p);
+    free(in.bomb_jpeg.p);
+    free(in.bomb_png.p);
+    free(in.corrupt_jpeg.p);
+    free(in.corrupt_png.p);
+    free(in.gif.p);
+    free(in.big.p);
+    for (size_t i = 0; i < in.n_skus; i++)
+        free(in.skus[i]);
+    free(in.skus);
+    free(g.last_stock);
+    free(g.last_price);
+    pthread_mutex_destroy(&slow.mu);
     free(lbuf);
     free(lats);
     curl_global_cleanup();
