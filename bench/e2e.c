@@ -40,48 +40,15 @@
 #include "lookalike/image.h"
 #include "jpeg_encode.h"
 #include "sysinfo.h"
+#include "util.h"
 
 #define MAX_LEVELS 16
-#define MAX_STATUS 8
 
 static double now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* Percentile by nearest rank on a sorted array. */
-static double pct(const double *v, size_t n, double p)
-{
-    if (n == 0)
-        return 0;
-    size_t i = (size_t)ceil(p / 100.0 * (double)n);
-    return v[i ? i - 1 : 0];
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = b ? (size_t)n : 0;
-    return b;
 }
 
 /* ==== The 1-megapixel JPEG ============================================== */
@@ -160,52 +127,21 @@ static int test_card(struct lk_image *img)
 struct xfer {
     CURL *h;
     double t0;
-    char *body;
-    size_t len, cap;
+    struct bench_buf body;
     int counted;            /* 0 during warm-up */
 };
-
-static size_t on_body(char *p, size_t sz, size_t n, void *ud)
-{
-    struct xfer *x = ud;
-    size_t add = sz * n;
-    if (x->len + add + 1 > x->cap) {
-        size_t nc = x->cap ? x->cap : 4096;
-        while (nc < x->len + add + 1)
-            nc *= 2;
-        char *nb = realloc(x->body, nc);
-        if (!nb)
-            return 0;
-        x->body = nb;
-        x->cap = nc;
-    }
-    memcpy(x->body + x->len, p, add);
-    x->len += add;
-    x->body[x->len] = '\0';
-    return add;
-}
 
 struct level {
     int conc;
     size_t done, errors;
     double wall_s, p50, p95, p99, max, mean;
-    int status[MAX_STATUS];         /* distinct non-200 statuses seen */
-    size_t status_n[MAX_STATUS];
-    int n_status;
+    struct bench_statuses st;       /* non-200 statuses seen */
 };
 
 static void count_error(struct level *L, int status)
 {
     L->errors++;
-    for (int i = 0; i < L->n_status; i++)
-        if (L->status[i] == status) {
-            L->status_n[i]++;
-            return;
-        }
-    if (L->n_status < MAX_STATUS) {
-        L->status[L->n_status] = status;
-        L->status_n[L->n_status++] = 1;
-    }
+    bench_statuses_add(&L->st, status);
 }
 
 static int inflight;     /* transfers added to the multi handle and not done */
@@ -213,7 +149,7 @@ static int inflight;     /* transfers added to the multi handle and not done */
 static void start(CURLM *m, struct xfer *x, int counted)
 {
     inflight++;
-    x->len = 0;
+    x->body.len = 0;
     x->counted = counted;
     x->t0 = now_ms();
     curl_multi_add_handle(m, x->h);
@@ -240,8 +176,8 @@ static int run_level(const char *url, const unsigned char *img, size_t img_len, 
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, (const char *)img);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)img_len);
         curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdr);
-        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt(h, CURLOPT_WRITEDATA, &xs[i]);
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, bench_buf_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, &xs[i].body);
         curl_easy_setopt(h, CURLOPT_PRIVATE, &xs[i]);
         curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
         curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -285,7 +221,7 @@ static int run_level(const char *url, const unsigned char *img, size_t img_len, 
                     count_error(L, 0);
                 else if (status != 200)
                     count_error(L, (int)status);
-                else if (!x->body || x->body[0] != '{' || !strstr(x->body, "\"results\""))
+                else if (!x->body.p || x->body.p[0] != '{' || !strstr(x->body.p, "\"results\""))
                     count_error(L, -1);
                 lat[nlat++] = t;
                 sum += t;
@@ -313,16 +249,16 @@ static int run_level(const char *url, const unsigned char *img, size_t img_len, 
         curl_multi_poll(m, NULL, 0, 100, NULL);
     }
     L->wall_s = (now_ms() - t_begin) / 1e3;
-    qsort(lat, nlat, sizeof *lat, cmp_double);
+    qsort(lat, nlat, sizeof *lat, bench_cmp_double);
     L->done = nlat;
-    L->p50 = pct(lat, nlat, 50);
-    L->p95 = pct(lat, nlat, 95);
-    L->p99 = pct(lat, nlat, 99);
+    L->p50 = bench_pct(lat, nlat, 50);
+    L->p95 = bench_pct(lat, nlat, 95);
+    L->p99 = bench_pct(lat, nlat, 99);
     L->max = nlat ? lat[nlat - 1] : 0;
     L->mean = nlat ? sum / (double)nlat : 0;
     for (int i = 0; i < conc; i++) {
         curl_easy_cleanup(xs[i].h);
-        free(xs[i].body);
+        free(xs[i].body.p);
     }
     curl_slist_free_all(hdr);
     curl_multi_cleanup(m);
@@ -404,7 +340,7 @@ int main(int argc, char **argv)
     char source[4200] = "";
     uint32_t iw = 0, ih = 0;
     if (image) {
-        img = slurp(image, &img_len);
+        img = bench_slurp(image, &img_len);
         if (!img) {
             fprintf(stderr, "e2e: cannot read %s\n", image);
             return 1;
@@ -426,7 +362,7 @@ int main(int argc, char **argv)
         int have = 0;
         if (bp > 0) {
             size_t len;
-            unsigned char *b = slurp(best, &len);
+            unsigned char *b = bench_slurp(best, &len);
             if (b && lk_image_decode(b, len, NULL, &src, NULL, NULL) == LK_OK && to_megapixel(&src, &big) == LK_OK) {
                 have = 1;
                 snprintf(source, sizeof source, "real photo %s (%ux%u) resized to %ux%u, JPEG q90 (libjpeg)", best,
@@ -472,9 +408,9 @@ int main(int argc, char **argv)
         double tput = L.wall_s > 0 ? (double)L.done / L.wall_s : 0;
         char by[256] = "";
         size_t off = 0;
-        for (int i = 0; i < L.n_status && off < sizeof by; i++)
-            off += (size_t)snprintf(by + off, sizeof by - off, "%s%d:%zu", i ? " " : "", L.status[i],
-                                    L.status_n[i]);
+        for (int i = 0; i < L.st.distinct && off < sizeof by; i++)
+            off += (size_t)snprintf(by + off, sizeof by - off, "%s%d:%zu", i ? " " : "", L.st.status[i],
+                                    L.st.n[i]);
         printf("| %5d | %6zu | %8.2f | %8.2f | %8.2f | %8.2f | %10.1f | %6zu | %s\n", L.conc, L.done, L.p50, L.p95,
                L.p99, L.max, tput, L.errors, by);
         fflush(stdout);
@@ -490,8 +426,8 @@ int main(int argc, char **argv)
                     "\"requests\":%zu,\"wall_s\":%.3f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"
                     "\"max_ms\":%.3f,\"mean_ms\":%.3f,\"searches_per_s\":%.2f,\"errors\":%zu,\"errors_by_status\":{",
                     img_len, iw, ih, k, L.conc, L.done, L.wall_s, L.p50, L.p95, L.p99, L.max, L.mean, tput, L.errors);
-            for (int i = 0; i < L.n_status; i++)
-                fprintf(js, "%s\"%d\":%zu", i ? "," : "", L.status[i], L.status_n[i]);
+            for (int i = 0; i < L.st.distinct; i++)
+                fprintf(js, "%s\"%d\":%zu", i ? "," : "", L.st.status[i], L.st.n[i]);
             fputc('}', js);
             bench_json_end(js);
         }

@@ -23,6 +23,7 @@
 #include "lookalike/image.h"
 #include "jpeg_encode.h"
 #include "sysinfo.h"
+#include "util.h"
 
 #define TARGET 224u
 #define MAX_INPUTS 8
@@ -51,24 +52,6 @@ static double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-static uint8_t *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = (size_t)n;
-    return b;
 }
 
 /* ---- labels.csv: pick the k largest images by width*height ------------- */
@@ -243,7 +226,7 @@ int main(int argc, char **argv)
         int m = largest_from(dir, sets[s].k, c);
         for (int i = 0; i < m && n < MAX_INPUTS - 1; i++) {
             size_t len;
-            uint8_t *b = read_file(c[i].path, &len);
+            uint8_t *b = bench_slurp(c[i].path, &len);
             if (!b)
                 continue;
             const char *base = strrchr(c[i].path, '/');

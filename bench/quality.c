@@ -57,6 +57,7 @@
 #include "lookalike/search.h"
 #include "jpeg_encode.h"
 #include "sysinfo.h"
+#include "util.h"
 
 #ifndef LK_SOURCE_ROOT
 #define LK_SOURCE_ROOT "."
@@ -90,24 +91,6 @@ static void shuffle(size_t *v, size_t n)
         v[i - 1] = v[j];
         v[j] = t;
     }
-}
-
-static unsigned char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = n > 0 ? malloc((size_t)n) : NULL;
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    *len = b ? (size_t)n : 0;
-    return b;
 }
 
 static void die(const char *what, const struct lk_err *e)
@@ -278,7 +261,7 @@ static void category_of(const struct cat *c, int ci, char *out, size_t cap)
 static int same_file(const char *a, const char *b)
 {
     size_t la, lb;
-    unsigned char *x = slurp(a, &la), *y = slurp(b, &lb);
+    unsigned char *x = bench_slurp(a, &la), *y = bench_slurp(b, &lb);
     int same = x && y && la == lb && !memcmp(x, y, la);
     free(x);
     free(y);
@@ -393,7 +376,7 @@ static void build_catalog(struct cat *c, const char *work, const char *models, i
         lk_build_report_free(&rep);
         /* Remember what was built (copy of the CSV). */
         size_t n;
-        unsigned char *b = slurp(csv, &n);
+        unsigned char *b = bench_slurp(csv, &n);
         FILE *s = fopen(stamp, "wb");
         if (b && s)
             fwrite(b, 1, n, s);
@@ -623,7 +606,7 @@ int main(int argc, char **argv)
         if (!g.is_query[i])
             continue;
         size_t len;
-        unsigned char *b = slurp(g.s.paths[i], &len);
+        unsigned char *b = bench_slurp(g.s.paths[i], &len);
         struct qres q;
         if (!b || search(&g, b, len, g.s.product_names[g.s.product[i]], g.s.category[i], -1, &q) != 0)
             die(g.s.paths[i], NULL);
@@ -667,7 +650,7 @@ int main(int argc, char **argv)
         size_t hit[N_DIST] = {0}, tot[N_DIST] = {0};
         for (size_t t = 0; t < take; t++) {
             size_t i = pool[t], len;
-            unsigned char *b = slurp(g.s.paths[i], &len);
+            unsigned char *b = bench_slurp(g.s.paths[i], &len);
             if (!b)
                 die(g.s.paths[i], NULL);
             for (int k = 0; k < N_DIST; k++) {
@@ -732,7 +715,7 @@ int main(int argc, char **argv)
             if (!c.is_query[i])
                 continue;
             size_t len;
-            unsigned char *b = slurp(c.s.paths[i], &len);
+            unsigned char *b = bench_slurp(c.s.paths[i], &len);
             struct qres q;
             if (!b || search(&c, b, len, NULL, c.s.category[i], c.s.colour[i], &q) != 0)
                 die(c.s.paths[i], NULL);

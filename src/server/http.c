@@ -38,6 +38,12 @@
  * Idle connections are closed after connection_timeout_s (MHD), and the
  * connection counts are capped globally and per IP, so slow clients cannot
  * exhaust sockets or memory either.
+ *   (0) before (1): MHD's connection timeout is an IDLE timeout, reset by
+ *       every byte, and MHD calls us only once the headers are complete,
+ *       so a client dripping header bytes (slowloris) held its connection
+ *       forever.  The header deadline below closes a connection whose
+ *       request head is not complete connection_timeout_s after the
+ *       connection became ready for it (accepted, or previous request done).
  *
  * ==== Privacy / retention ====
  * Uploaded images exist only in the request's memory buffer and are freed
@@ -215,6 +221,125 @@ void lk__budget_release(struct lk_server *srv, size_t n)
     atomic_fetch_sub_explicit(&srv->buffered, n, memory_order_relaxed);
 }
 
+/* ==== Header deadline (slowloris) ======================================= */
+
+/*
+ * Every connection is registered here by MHD's connection-notify callback
+ * (its socket context).  `waiting_since_ns` is set when the connection is
+ * ready for a request head (accepted, or the previous request completed)
+ * and cleared when the head is complete (first access-handler call).  The
+ * watchdog thread scans the list every 250 ms and shutdown(2)s the socket of
+ * a connection that has waited longer than connection_timeout_s; it never
+ * closes it: the fd stays MHD's, which sees EOF, closes the connection and
+ * unregisters it as usual.  conn_mu is held by registration, removal and
+ * the scan, so a removed connection is never touched; the peer address is
+ * compared before the shutdown in case MHD closed the fd before notifying
+ * us and the number was reused by a new connection.
+ */
+struct lk__conn {
+    struct lk__conn *prev, *next;
+    int fd;
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    atomic_uint_fast64_t waiting_since_ns;  /* 0: a request is in progress */
+    bool cut;
+};
+
+static struct lk__conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_waiting(struct MHD_Connection *conn, bool waiting)
+{
+    struct lk__conn *c = conn_of(conn);
+    if (c)
+        atomic_store(&c->waiting_since_ns, waiting ? lk__now_ns() : 0);
+}
+
+static void conn_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe)
+{
+    struct lk_server *srv = cls;
+    struct lk__conn *c = *socket_context;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *fi = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c = fi ? calloc(1, sizeof *c) : NULL;
+        if (!c)
+            return;     /* untracked: only the idle timeout applies to it */
+        c->fd = fi->connect_fd;
+        c->peer_len = sizeof c->peer;
+        if (getpeername(c->fd, (struct sockaddr *)&c->peer, &c->peer_len) != 0)
+            c->peer_len = 0;
+        atomic_init(&c->waiting_since_ns, lk__now_ns());
+        pthread_mutex_lock(&srv->conn_mu);
+        c->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = c;
+        srv->conns = c;
+        pthread_mutex_unlock(&srv->conn_mu);
+        *socket_context = c;
+        return;
+    }
+    if (!c)
+        return;
+    pthread_mutex_lock(&srv->conn_mu);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    pthread_mutex_unlock(&srv->conn_mu);
+    free(c);
+    *socket_context = NULL;
+}
+
+/* Still the socket we registered?  (Same peer address and port.) */
+static bool same_peer(const struct lk__conn *c)
+{
+    struct sockaddr_storage now;
+    socklen_t len = sizeof now;
+    if (c->peer_len == 0 || getpeername(c->fd, (struct sockaddr *)&now, &len) != 0)
+        return false;
+    return len == c->peer_len && memcmp(&now, &c->peer, len) == 0;
+}
+
+static void *watchdog_main(void *arg)
+{
+    struct lk_server *srv = arg;
+    const uint64_t limit = (uint64_t)srv->cfg.connection_timeout_s * 1000000000ull;
+    pthread_mutex_lock(&srv->conn_mu);
+    while (!srv->watchdog_stop) {
+        uint64_t now = lk__now_ns();
+        unsigned cut = 0;
+        struct timespec until;
+        for (struct lk__conn *c = srv->conns; c; c = c->next) {
+            uint64_t since = atomic_load(&c->waiting_since_ns);
+            if (!c->cut && since && now > since && now - since > limit && same_peer(c)) {
+                shutdown(c->fd, SHUT_RDWR);
+                c->cut = true;
+                cut++;
+            }
+        }
+        if (cut) {
+            atomic_fetch_add(&srv->header_timeouts, cut);
+            log_line(srv, "closed %u connection(s) whose request headers were not complete after %us "
+                          "(slow client)", cut, srv->cfg.connection_timeout_s);
+        }
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 250 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&srv->conn_cv, &srv->conn_mu, &until);
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+    return NULL;
+}
+
 /* ==== Access handler ==================================================== */
 
 static const char *header(struct lk__request *r, const char *name)
@@ -367,6 +492,7 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         r->upload_to_result_ms = -1;
         r->route_id = LK__R_UNMATCHED;
         atomic_fetch_add(&srv->inflight, 1);
+        conn_waiting(conn, false);     /* the request head is complete */
         return begin_request(r, url, method);
     }
 
@@ -415,10 +541,10 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
     double total_ms;
     unsigned status;
     const char *pattern;
-    (void)conn;
     if (!r)
         return;
     *con_cls = NULL;
+    conn_waiting(conn, true);          /* keep-alive: the next head is due */
     total_ms = ms_between(r->t_start_ns, now);
     status = r->answered || r->aborted ? r->status : 0;
     if (!status && toe == MHD_REQUEST_TERMINATED_TIMEOUT_REACHED) {
@@ -571,6 +697,9 @@ int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_b
     srv->cfg.bind_address = srv->bind_address;
     srv->be = *backend;
     pthread_mutex_init(&srv->reload_lock, NULL);
+    pthread_mutex_init(&srv->conn_mu, NULL);
+    pthread_cond_init(&srv->conn_cv, NULL);
+    atomic_init(&srv->header_timeouts, 0);
     atomic_init(&srv->stop_requested, 0);
     atomic_init(&srv->reload_requested, 0);
     atomic_init(&srv->inflight, 0);
@@ -595,6 +724,12 @@ int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_b
 
     /* Workers inherit this mask: signals stay with lk_server_run. */
     block_signals(&old);
+    if (pthread_create(&srv->watchdog, NULL, watchdog_main, srv) != 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        lk_server_stop(srv);
+        return lk_err_set(err, LK_ERR_NOMEM, "cannot start the header-deadline thread");
+    }
+    srv->watchdog_started = true;
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, access_handler, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
@@ -605,6 +740,7 @@ int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_b
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, cfg->connection_memory_bytes,
         MHD_OPTION_NOTIFY_COMPLETED, request_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, conn_notify, srv,
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_END);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -648,7 +784,16 @@ void lk_server_stop(struct lk_server *srv)
     }
     lk__ratelimit_free(srv->rl);
     lk__metrics_free(srv->metrics);
+    if (srv->watchdog_started) {
+        pthread_mutex_lock(&srv->conn_mu);
+        srv->watchdog_stop = true;
+        pthread_cond_signal(&srv->conn_cv);
+        pthread_mutex_unlock(&srv->conn_mu);
+        pthread_join(srv->watchdog, NULL);
+    }
     pthread_mutex_destroy(&srv->reload_lock);
+    pthread_cond_destroy(&srv->conn_cv);
+    pthread_mutex_destroy(&srv->conn_mu);
     free(srv);
 }
 

@@ -175,6 +175,7 @@ void lk__budget_release(struct lk_server *srv, size_t n);
 
 struct lk__metrics;
 struct lk__ratelimit;
+struct lk__conn;                        /* http.c: a connection, for the header deadline */
 
 struct lk_server {
     struct lk_server_config cfg;
@@ -189,6 +190,15 @@ struct lk_server {
     atomic_int reload_requested;
     atomic_long inflight;               /* requests between first call and completion */
     atomic_size_t buffered;             /* body bytes reserved by all requests (budget) */
+
+    /* Header deadline (http.c): open connections and the watchdog thread
+     * that cuts those whose request head is overdue (slowloris). */
+    pthread_mutex_t conn_mu;            /* guards conns and watchdog_stop */
+    pthread_cond_t conn_cv;
+    struct lk__conn *conns;
+    pthread_t watchdog;
+    bool watchdog_started, watchdog_stop;
+    atomic_uint_fast64_t header_timeouts;   /* connections cut for slow headers */
 };
 
 /* Monotonic clock in nanoseconds. */

@@ -266,6 +266,61 @@ Test(http, slow_drip_body_is_cut_off, .timeout = 30)
     th_stop(&ts);
 }
 
+/* Slowloris: request headers dripped one byte at a time, never idle for a
+ * whole connection_timeout_s.  MHD's idle timeout never fires and the access
+ * handler is never called, so only the header deadline can end it (found by
+ * bench/soak: such a client held its connection forever).  Keep-alive is
+ * covered too: a second head dripped after a completed request. */
+static bool drip_headers_until_closed(int fd, double limit_s)
+{
+    static const char head[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+    char buf[512];
+    double t0 = now_s();
+    size_t i = 0;
+    while (now_s() - t0 < limit_s) {
+        char b = i < sizeof head - 1 ? head[i] : "X-a: b\r\n"[(i - (sizeof head - 1)) % 8];
+        ssize_t got;
+        if (send(fd, &b, 1, MSG_NOSIGNAL) <= 0)
+            return true;
+        i++;
+        got = recv(fd, buf, sizeof buf, 0);     /* SO_RCVTIMEO 300 ms: the pace */
+        if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            return true;
+    }
+    return false;
+}
+
+Test(http, slow_drip_headers_are_cut_off, .timeout = 30)
+{
+    struct th_server ts;
+    double t0;
+    int fd;
+    th_start(&ts, short_timeouts);
+    fd = th_connect(&ts, 300);
+    t0 = now_s();
+    cr_assert(drip_headers_until_closed(fd, 8.0), "a client dripping headers must be disconnected");
+    cr_assert_lt(now_s() - t0, 6.0, "closed by the header deadline (connection_timeout_s = 1)");
+    close(fd);
+
+    /* Keep-alive: one complete request, then a dripped second head. */
+    fd = th_connect(&ts, 300);
+    {
+        static const char req[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+        char buf[512];
+        send_all(fd, req, sizeof req - 1);
+        ssize_t got = recv(fd, buf, sizeof buf - 1, 0);
+        cr_assert_gt(got, 0, "the first request is answered");
+        buf[got] = '\0';
+        cr_assert(strstr(buf, " 200 ") != NULL, "%s", buf);
+    }
+    t0 = now_s();
+    cr_assert(drip_headers_until_closed(fd, 8.0), "a dripped second head must be cut off too");
+    cr_assert_lt(now_s() - t0, 6.0);
+    close(fd);
+    expect_healthy(&ts);
+    th_stop(&ts);
+}
+
 /* ==== Rate limiting ===================================================== */
 
 static void limited(struct lk_server_config *cfg)
