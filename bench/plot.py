@@ -43,12 +43,41 @@ def load(path):
     return recs
 
 
+INDEX_STAGES = ("setup", "import", "decode", "quality", "colour", "cnn", "fuse", "index", "calibrate", "dups",
+                "commit", "other")
+
+
+def check_index(p, recs):
+    """index.json: unless skipped, one build record per thread count with
+    every stage, shares adding up to 1 (the stages partition the build's CPU
+    time), and the scaling record across them."""
+    if all(r["phase"] == "skipped" for r in recs):
+        return
+    builds = [r for r in recs if r["phase"] == "build"]
+    if not builds:
+        raise ValueError(f"{p}: no build records")
+    for r in builds:
+        if r.get("images", 0) <= 0 or r.get("images_per_s", 0) <= 0:
+            raise ValueError(f"{p}: build on {r.get('threads')} threads: no images or images/s")
+        st = r.get("stages", {})
+        missing = [k for k in INDEX_STAGES if k not in st]
+        if missing:
+            raise ValueError(f"{p}: build on {r['threads']} threads: stages {missing} missing")
+        share = sum(st[k]["share"] for k in INDEX_STAGES)
+        if not 0.98 <= share <= 1.02:
+            raise ValueError(f"{p}: build on {r['threads']} threads: stage shares add up to {share:.3f}")
+    if len(builds) >= 2 and not any(r["phase"] == "scaling" for r in recs):
+        raise ValueError(f"{p}: no scaling record")
+
+
 def check(d, names):
     bad = 0
     for name in names:
         p = os.path.join(d, name + ".json")
         try:
             recs = load(p)
+            if name == "index":
+                check_index(p, recs)
             phases = sorted({r["phase"] for r in recs})
             print(f"ok   {p}: {len(recs)} records, phases {', '.join(phases)}")
         except (OSError, ValueError) as e:
