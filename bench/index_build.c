@@ -10,9 +10,10 @@
  *
  * Catalog (fixed before the first run; seed SEED): N photos (default 1200)
  * from DIR (default ../shared/data/products), half from fashion-small
- * (60x80 Myntra catalog photos), a third from grocery (348x348 phone
- * photos) and a sixth from clothing-photos (400x533 phone photos), each a
- * seeded sample of that set's labels.csv.  One SKU per product_id (grocery
+ * (60x80 Myntra catalog photos), a third from grocery (mostly 348x348
+ * phone photos) and a sixth from clothing-photos (mostly 400x533 phone
+ * photos), each a seeded sample of that set's labels.csv.  One SKU per
+ * product_id (grocery
  * products get several photos, `|`-separated, as quality.c writes them),
  * category "<set>/<category>".  The CSV and the data directories live in
  * --work (default /tmp/lookalike-bench/index); the photos are read in
