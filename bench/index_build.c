@@ -13,12 +13,11 @@
  * (60x80 Myntra catalog photos), a third from grocery (mostly 348x348
  * phone photos) and a sixth from clothing-photos (mostly 400x533 phone
  * photos), each a seeded sample of that set's labels.csv.  One SKU per
- * product_id (grocery
- * products get several photos, `|`-separated, as quality.c writes them),
- * category "<set>/<category>".  The CSV and the data directories live in
- * --work (default /tmp/lookalike-bench/index); the photos are read in
- * place, never copied.  Every photo is read once before the first build so
- * that neither build pays for a cold page cache.
+ * product_id (grocery products get several photos, `|`-separated, as
+ * quality.c writes them), category "<set>/<category>".  The CSV and the
+ * data directories live in --work (default /tmp/lookalike-bench/index);
+ * the photos are read in place, never copied.  Every photo is read once
+ * before the first build so that neither build pays for a cold page cache.
  *
  * Reported per build: images through the per-image stages, images/s
  * (wall clock, whole build: import to commit, the figure a merchandiser
