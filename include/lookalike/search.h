@@ -369,11 +369,13 @@ enum lk_build_stage {
                                  * builds: also load the current index and params */
     LK_BUILD_STAGE_IMPORT,      /* CSV / JSON Lines import into the catalog (SQLite) */
     LK_BUILD_STAGE_DECODE,      /* per image: path check, file read, JPEG/PNG decode incl. EXIF
-                                 * orientation and shrink-on-load (DCT scaling) */
+                                 * orientation and shrink-on-load (DCT scaling), and the one
+                                 * resize to the network input that CNN and colour share
+                                 * (lk_embed_describe, lookalike/embed.h) */
     LK_BUILD_STAGE_QUALITY,     /* per image: weak-image signals (blur, contrast, background) */
-    LK_BUILD_STAGE_COLOUR,      /* per image: colour histogram embedding (lk_colour_embed) */
-    LK_BUILD_STAGE_CNN,         /* per image: CNN descriptor (lk_cnn_describe): resize to the
-                                 * network input, normalise, forward pass */
+    LK_BUILD_STAGE_COLOUR,      /* per image: colour histogram of the resized copy */
+    LK_BUILD_STAGE_CNN,         /* per image: CNN descriptor of the resized copy
+                                 * (lk_cnn_describe: normalise, forward pass) */
     LK_BUILD_STAGE_FUSE,        /* learn the post-processing (mean, PCA) and fuse every vector */
     LK_BUILD_STAGE_INDEX,       /* HNSW insert (lk_index_add_batch on `threads` threads) */
     LK_BUILD_STAGE_CALIBRATE,   /* band calibration (decode + distort + embed + search a sample) */
@@ -396,7 +398,7 @@ const char *lk_build_stage_str(int stage);
  *            whole process during the stage (CLOCK_PROCESS_CPUTIME_ID), which
  *            includes threads the index or BLAS start themselves, and any
  *            unrelated thread the caller runs meanwhile.
- * Cost of the accounting: 10 clock reads per image, a few per stage.
+ * Cost of the accounting: 12 clock reads per image, a few per stage.
  */
 struct lk_build_time {
     double wall_ms;

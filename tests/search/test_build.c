@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../src/search/psearch.h"    /* lk__embed_file: the query path's embedding */
 #include "lookalike/catalog.h"
 #include "util.h"
 
@@ -121,6 +122,65 @@ Test(build, full_build_report_and_files, .timeout = 60)
     cr_assert_eq(jnum(j, "stage_images"), images + 1);
     check_stages_json(j);
     cJSON_Delete(j);
+}
+
+/* The build embeds with lk_embed_describe's steps called one by one (one
+ * stage clock each); a catalog photo must still get exactly the vector the
+ * query path (lk__embed_file: decode, lk__describe, fuse) computes, or a
+ * photo uploaded as a query would no longer land on its own vector. */
+struct same_ctx {
+    struct lk_index *idx;
+    struct lk_embed_params *params;
+    struct lk__ws *ws;
+    float *stored, *fresh;
+    size_t dim, compared;
+};
+
+static int same_vector(const struct lk_catalog_image *im, void *ud)
+{
+    struct same_ctx *c = ud;
+    if (!lk_index_contains(c->idx, (uint64_t)im->image_id))
+        return 0;
+    unsigned weak = 0;
+    struct lk_err err = {0};
+    cr_assert_eq(lk_index_get_vector(c->idx, (uint64_t)im->image_id, c->stored, NULL), LK_OK);
+    cr_assert_eq(lk__embed_file(c->ws, c->params, fx_images(), im->path, c->fresh, &weak, &err), LK_OK, "%s: %s",
+                 im->path, err.msg);
+    for (size_t d = 0; d < c->dim; d++)
+        cr_assert_float_eq(c->stored[d], c->fresh[d], 1e-5, "%s: component %zu differs", im->path, d);
+    c->compared++;
+    return 0;
+}
+
+Test(build, stored_vectors_equal_the_query_path, .timeout = 120)
+{
+    struct lk_generation g;
+    char path[4300];
+    cr_assert_eq(lk_generation_current(fx_data(), &g, NULL), LK_OK);
+    struct same_ctx c = {0};
+    snprintf(path, sizeof path, "%s/%s", g.dir, LK__GEN_INDEX);
+    cr_assert_eq(lk_index_load(path, 0, &c.idx, NULL), LK_OK);
+    snprintf(path, sizeof path, "%s/%s", g.dir, LK__GEN_PARAMS);
+    cr_assert_eq(lk_embed_params_load(path, &c.params, NULL), LK_OK);
+    struct lk_cnn_model *m = NULL;
+    cr_assert_eq(lk_cnn_load(fx_model_dir(), &m, NULL), LK_OK);
+    cr_assert_eq(lk__ws_new(m, &c.ws, NULL), LK_OK);
+    c.dim = lk_embed_fused_dim(c.params);
+    c.stored = malloc(c.dim * sizeof *c.stored);
+    c.fresh = malloc(c.dim * sizeof *c.fresh);
+    struct lk_catalog_opts co;
+    lk_catalog_opts_default(&co);
+    struct lk_catalog *cat = NULL;
+    cr_assert_eq(lk_catalog_open(fx_data(), &co, &cat, NULL), LK_OK);
+    cr_assert_eq(lk_catalog_foreach_image(cat, same_vector, &c, NULL), LK_OK);
+    cr_assert_geq(c.compared, 20, "only %zu indexed images compared", c.compared);
+    lk_catalog_close(cat);
+    free(c.stored);
+    free(c.fresh);
+    lk__ws_free(c.ws);
+    lk_cnn_free(m);
+    lk_embed_params_free(c.params);
+    lk_index_free(c.idx);
 }
 
 static void write_text(const char *path, const char *text)
