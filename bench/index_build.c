@@ -27,11 +27,9 @@
  * speed-up of the last thread count over the first, and the ratio of their
  * CPU per image (1.0 = the extra thread adds no work).
  *
- * The CNN stage includes the resize to the network input and the
- * normalisation, because lk_cnn_describe does them inside (the build must
- * embed exactly as queries do).  To split that part out, the bench times
- * lk_image_resize + lk_image_to_float separately on up to PREP_SAMPLE of
- * the photos (one thread, thread CPU time) and reports it as "prep".
+ * The decode stage includes the one resize to the network input that the
+ * CNN and the colour histogram share (lk_embed_describe); the CNN stage is
+ * normalisation and forward pass.
  *
  * --quick (CI smoke): 60 photos and 20 calibration samples when the data is
  * there; without it, 40 synthetic JPEGs (seeded shapes on plain
@@ -56,7 +54,6 @@
 #include "embed_data.h"
 #include "jpeg_encode.h"
 #include "lookalike/catalog.h"
-#include "lookalike/embed.h"
 #include "lookalike/image.h"
 #include "lookalike/search.h"
 #include "sysinfo.h"
@@ -69,12 +66,7 @@
 #define N_DEFAULT 1200
 #define N_QUICK 60
 #define N_SYNTH 40
-#define PREP_SAMPLE 200
 #define MAX_RUNS 8
-
-/* Shortest side kept by shrink-on-load: the build's LK__DECODE_MIN_SIDE
- * (src/search/psearch.h, internal), repeated here for the prep timing. */
-#define DECODE_MIN_SIDE 256u
 
 static const struct {
     const char *name;
@@ -111,13 +103,6 @@ static char *xstrdup(const char *s)
     if (!d)
         die("strdup", NULL);
     return d;
-}
-
-static double cpu_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -380,51 +365,9 @@ static void record_build(const struct run *r, const struct catalog *c)
     bench_json_end(js);
 }
 
-/* ==== Resize + normalise, timed on its own ============================== */
-
-/* CPU ms per image of lk_image_resize to the CNN input + lk_image_to_float
- * (what lk_cnn_describe does before the forward pass) on up to PREP_SAMPLE
- * photos spread over the catalog; -1 when nothing could be measured. */
-static double time_prep(const struct catalog *c, const char *models, size_t *measured, uint32_t *in_w,
-                        uint32_t *in_h)
-{
-    struct lk_cnn_model *m = NULL;
-    struct lk_err e = {0};
-    if (lk_cnn_load(models, &m, &e) != LK_OK)
-        die("lk_cnn_load", &e);
-    uint32_t w, h;
-    lk_cnn_input_size(m, &w, &h);
-    lk_cnn_free(m);
-    *in_w = w;
-    *in_h = h;
-    static const float mean[3] = {127.5f, 127.5f, 127.5f};
-    static const float scale[3] = {1 / 127.5f, 1 / 127.5f, 1 / 127.5f};
-    float *buf = xmalloc((size_t)w * h * 3 * sizeof *buf);
-    struct lk_decode_opts o;
-    lk_decode_opts_default(&o);
-    o.min_side_hint = DECODE_MIN_SIDE;
-    size_t step = c->n > PREP_SAMPLE ? c->n / PREP_SAMPLE : 1, n = 0;
-    double ms = 0;
-    for (size_t i = 0; i < c->n && n < PREP_SAMPLE; i += step) {
-        struct lk_image img = {0}, sized = {0};
-        if (lk_image_load_file(c->v[i].abs, &o, &img, NULL, NULL) != LK_OK)
-            continue;
-        double t0 = cpu_ms();
-        int ok = lk_image_resize(&img, w, h, &sized, NULL) == LK_OK &&
-                 lk_image_to_float(&sized, LK_LAYOUT_HWC, mean, scale, buf, NULL) == LK_OK;
-        ms += cpu_ms() - t0;
-        n += ok;
-        lk_image_free(&sized);
-        lk_image_free(&img);
-    }
-    free(buf);
-    *measured = n;
-    return n ? ms / (double)n : -1;
-}
-
 /* ==== Main ============================================================== */
 
-static void print_builds(const struct run *runs, int n_runs, double prep_ms)
+static void print_builds(const struct run *runs, int n_runs)
 {
     printf("\n%-8s %7s %8s %9s %11s %8s %11s %7s\n", "threads", "images", "wall s", "images/s", "embed img/s",
            "CPU s", "CPU ms/img", "load1");
@@ -458,10 +401,6 @@ static void print_builds(const struct run *runs, int n_runs, double prep_ms)
         }
         printf("\n");
     }
-    if (prep_ms >= 0)
-        printf("of the cnn stage, resize to the network input + normalise (timed separately, 1 thread): "
-               "%.2f ms/img\n",
-               prep_ms);
 }
 
 int main(int argc, char **argv)
@@ -547,10 +486,7 @@ int main(int argc, char **argv)
         build(&runs[i], &c, csv, work, models);
         record_build(&runs[i], &c);
     }
-    size_t prep_n = 0;
-    uint32_t in_w = 0, in_h = 0;
-    double prep_ms = time_prep(&c, models, &prep_n, &in_w, &in_h);
-    print_builds(runs, n_runs, prep_ms);
+    print_builds(runs, n_runs);
     if (js && n_runs >= 2) {
         const struct lk_build_report *a = &runs[0].rep, *b = &runs[n_runs - 1].rep;
         bench_json_begin(js, &si, "index", "scaling");
@@ -563,14 +499,6 @@ int main(int argc, char **argv)
                 (double)a->stage_images / (a->total.wall_ms / 1e3), (double)b->stage_images / (b->total.wall_ms / 1e3),
                 a->total.wall_ms / b->total.wall_ms, b->images_per_second / a->images_per_second,
                 b->total.cpu_ms / a->total.cpu_ms);
-        bench_json_end(js);
-    }
-    if (js && prep_ms >= 0) {
-        bench_json_begin(js, &si, "index", "prep");
-        fprintf(js,
-                ",\"source\":\"%s\",\"quick\":%s,\"images\":%zu,\"input\":\"%ux%u\","
-                "\"resize_normalise_cpu_ms_per_image\":%.4f",
-                c.synthetic ? "synthetic" : "products", quick ? "true" : "false", prep_n, in_w, in_h, prep_ms);
         bench_json_end(js);
     }
     for (int i = 0; i < n_runs; i++)

@@ -143,10 +143,6 @@ def index(d):
             row += [f"{st['share'] * 100:.1f} %", f(st["cpu_ms_per_image"], 2)]
         rows.append(row)
     print(table(head, rows))
-    pr = [r for r in recs if r["phase"] == "prep"]
-    if pr:
-        print(f"Of the `cnn` stage, resize to {pr[0]['input']} + normalise (timed separately on {pr[0]['images']} of the "
-              f"photos, one thread): {pr[0]['resize_normalise_cpu_ms_per_image']:.2f} ms/image.\n")
     print(prov(recs))
 
 
