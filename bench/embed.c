@@ -136,12 +136,7 @@ int main(int argc, char **argv)
             /* No product photos (a fresh clone without ../shared): say so in
              * the results instead of failing the suite. */
             fprintf(stderr, "embed: no photos under %s: skipped\n", dir);
-            bench_json_begin(js, &sinfo, "embed", "skipped");
-            if (js) {
-                fputs(",\"reason\":", js);
-                bench_json_str(js, "product photos not found");
-            }
-            bench_json_end(js);
+            bench_json_skipped(js, &sinfo, "embed", "product photos not found");
             return 0;
         }
         size_t want = si == 0 ? n_images - n_images / 2 : n_images / 2;

@@ -43,12 +43,41 @@ def load(path):
     return recs
 
 
+INDEX_STAGES = ("setup", "import", "decode", "quality", "colour", "cnn", "fuse", "index", "calibrate", "dups",
+                "commit", "other")
+
+
+def check_index(p, recs):
+    """index.json: unless skipped, one build record per thread count with
+    every stage, shares adding up to 1 (the stages partition the build's CPU
+    time), and the scaling record across them."""
+    if all(r["phase"] == "skipped" for r in recs):
+        return
+    builds = [r for r in recs if r["phase"] == "build"]
+    if not builds:
+        raise ValueError(f"{p}: no build records")
+    for r in builds:
+        if r.get("images", 0) <= 0 or r.get("images_per_s", 0) <= 0:
+            raise ValueError(f"{p}: build on {r.get('threads')} threads: no images or images/s")
+        st = r.get("stages", {})
+        missing = [k for k in INDEX_STAGES if k not in st]
+        if missing:
+            raise ValueError(f"{p}: build on {r['threads']} threads: stages {missing} missing")
+        share = sum(st[k]["share"] for k in INDEX_STAGES)
+        if not 0.98 <= share <= 1.02:
+            raise ValueError(f"{p}: build on {r['threads']} threads: stage shares add up to {share:.3f}")
+    if len(builds) >= 2 and not any(r["phase"] == "scaling" for r in recs):
+        raise ValueError(f"{p}: no scaling record")
+
+
 def check(d, names):
     bad = 0
     for name in names:
         p = os.path.join(d, name + ".json")
         try:
             recs = load(p)
+            if name == "index":
+                check_index(p, recs)
             phases = sorted({r["phase"] for r in recs})
             print(f"ok   {p}: {len(recs)} records, phases {', '.join(phases)}")
         except (OSError, ValueError) as e:
@@ -189,11 +218,34 @@ def plot_quality(d, out, made):
     made.append(png)
 
 
+def plot_index(d, out, made):
+    builds = [r for r in load_opt(d, "index") if r["phase"] == "build"]
+    if not builds:
+        return
+    stages = list(builds[0]["stages"])
+    rows = [[k] + [r["stages"][k]["cpu_ms_per_image"] for r in builds] for k in stages]
+    f = os.path.join(out, "index_stages.tsv")
+    write_series(f, rows)
+    png = os.path.join(out, "index_stages.png")
+    series = []
+    for i, r in enumerate(builds):
+        src = q(f) if i == 0 else "''"
+        xtic = ":xtic(1)" if i == 0 else ""
+        series.append(f"{src} using {i + 2}{xtic} title {q('%d thread(s): %.1f images/s' % (r['threads'], r['images_per_s']))}")
+    what = "real product" if builds[0]["source"] == "products" else "synthetic"
+    title = f"lk_index_build on {builds[0]['images']} {what} photos: CPU ms per image by stage"
+    gnuplot(HEAD + footer(builds) + f"set output {q(png)}\nset title {q(title)}\n"
+            "set style data histograms\nset style histogram clustered gap 1\nset style fill solid 0.8 border -1\n"
+            "set yrange [0:*]\nset ylabel 'CPU ms per image (summed over threads)'\nset xtics rotate by -30\n"
+            f"set bmargin 6\nplot {', '.join(series)}\n")
+    made.append(png)
+
+
 def plot(d):
     out = os.path.join(d, "plots")
     os.makedirs(out, exist_ok=True)
     made = []
-    for fn in (plot_ann, plot_filtered, plot_e2e, plot_quality):
+    for fn in (plot_ann, plot_filtered, plot_e2e, plot_quality, plot_index):
         fn(d, out, made)
     for f in os.listdir(out):
         if f.endswith(".tsv"):

@@ -74,41 +74,15 @@ static const char *const dist_names[N_DIST] = {"crop", "rotate", "jpeg", "bright
 /* ==== Small helpers ===================================================== */
 
 static uint64_t rng_state;
-static uint64_t rnd(void)   /* splitmix64 */
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+static uint64_t rnd(void) { return bench_rand(&rng_state); }
 static double urand(void) { return (double)(rnd() >> 11) / 9007199254740992.0; }
 static double urange(double a, double b) { return a + (b - a) * urand(); }
-
-static void shuffle(size_t *v, size_t n)
-{
-    for (size_t i = n; i > 1; i--) {
-        size_t j = (size_t)(rnd() % i), t = v[i - 1];
-        v[i - 1] = v[j];
-        v[j] = t;
-    }
-}
+static void shuffle(size_t *v, size_t n) { bench_shuffle(v, n, &rng_state); }
 
 static void die(const char *what, const struct lk_err *e)
 {
     fprintf(stderr, "quality: %s: %s\n", what, e ? e->msg : "failed");
     exit(1);
-}
-
-/* CSV field, quoted. */
-static void csv_field(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
 }
 
 /* Relative image path: strip "<dir>/". */
@@ -305,11 +279,11 @@ static void build_catalog(struct cat *c, const char *work, const char *models, i
                     continue;
                 if (first) {
                     ci = c->s.category[i];
-                    csv_field(f, c->s.product_names[p]);
+                    bench_csv_field(f, c->s.product_names[p]);
                     fputc(',', f);
-                    csv_field(f, c->s.product_names[p]);
+                    bench_csv_field(f, c->s.product_names[p]);
                     fputc(',', f);
-                    csv_field(f, c->cat_path[ci]);
+                    bench_csv_field(f, c->cat_path[ci]);
                     fputs(",1.00,10,\"", f);
                     first = 0;
                 } else {
@@ -324,11 +298,11 @@ static void build_catalog(struct cat *c, const char *work, const char *models, i
         for (size_t i = 0; i < c->s.n; i++) {
             if (c->is_query[i])
                 continue;
-            csv_field(f, c->s.product_names[c->s.product[i]]);
+            bench_csv_field(f, c->s.product_names[c->s.product[i]]);
             fputc(',', f);
-            csv_field(f, c->s.product_names[c->s.product[i]]);
+            bench_csv_field(f, c->s.product_names[c->s.product[i]]);
             fputc(',', f);
-            csv_field(f, c->cat_path[c->s.category[i]]);
+            bench_csv_field(f, c->cat_path[c->s.category[i]]);
             fprintf(f, ",1.00,10,%s\n", rel(c->s.paths[i], c->dir));
         }
     }
@@ -566,12 +540,9 @@ int main(int argc, char **argv)
     struct stat st;
     if (stat(probe, &st) != 0) {
         printf("# no product photos under %s: skipped\n", data);
-        if (js) {
-            bench_json_begin(js, &si, "quality", "skipped");
-            fputs(",\"reason\":\"product photos not found\"", js);
-            bench_json_end(js);
+        bench_json_skipped(js, &si, "quality", "product photos not found");
+        if (js)
             fclose(js);
-        }
         return 0;
     }
     char qwork[4200];

@@ -114,6 +114,38 @@ def embed(d):
         print(prov(st + im))
 
 
+def index(d):
+    recs = load(d, "index")
+    builds = [r for r in recs if r["phase"] == "build"]
+    if not builds:
+        return
+    src = "SYNTHETIC photos (no product data)" if builds[0]["source"] == "synthetic" else "real product photos"
+    print(f"### Indexing throughput: `lk_index_build` on {builds[0]['images']:,} {src}\n")
+    rows = [(r["threads"], f(r["images"]), f(r["products"]), f(r["wall_s"], 1), f(r["images_per_s"], 1),
+             f(r["embed_images_per_s"], 1), f(r["cpu_s"], 1), f(r["cpu_ms_per_image"], 1), f(r["load1_before"], 1))
+            for r in builds]
+    print(table(["threads", "images", "products", "wall s", "images/s (whole build)", "images/s (embed phase)",
+                 "CPU s", "CPU ms/image", "load before"], rows))
+    sc = [r for r in recs if r["phase"] == "scaling"]
+    if sc:
+        r = sc[0]
+        print(f"Speed-up {r['threads']} vs {r['threads_base']} threads: x{r['speedup_wall']:.2f} whole build, "
+              f"x{r['speedup_embed']:.2f} embed phase (wall clock); CPU time x{r['cpu_ratio']:.2f}.\n")
+    print("Share of the build's CPU time by stage, and CPU ms per image:\n")
+    head = ["stage"]
+    for r in builds:
+        head += [f"share ({r['threads']} thr)", f"ms/image ({r['threads']} thr)"]
+    rows = []
+    for k in builds[0]["stages"]:
+        row = [k]
+        for r in builds:
+            st = r["stages"][k]
+            row += [f"{st['share'] * 100:.1f} %", f(st["cpu_ms_per_image"], 2)]
+        rows.append(row)
+    print(table(head, rows))
+    print(prov(recs))
+
+
 def quality(d):
     recs = load(d, "quality")
     if not recs or recs[0]["phase"] == "skipped":
@@ -167,7 +199,7 @@ def e2e(d):
 
 def main():
     d = sys.argv[1] if len(sys.argv) > 1 else "bench-results"
-    for fn in (ann, filtered, embed, quality, e2e):
+    for fn in (ann, filtered, embed, index, quality, e2e):
         fn(d)
 
 

@@ -166,3 +166,13 @@ void bench_json_end(FILE *f)
     fputs("}\n", f);
     fflush(f);
 }
+
+void bench_json_skipped(FILE *f, const struct bench_sysinfo *si, const char *bench, const char *reason)
+{
+    if (!f)
+        return;
+    bench_json_begin(f, si, bench, "skipped");
+    fputs(",\"reason\":", f);
+    bench_json_str(f, reason);
+    bench_json_end(f);
+}

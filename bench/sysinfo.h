@@ -58,4 +58,9 @@ FILE *bench_json_open(const char *path);
 void bench_json_begin(FILE *f, const struct bench_sysinfo *si, const char *bench, const char *phase);
 void bench_json_end(FILE *f);
 
+/* The record a bench writes when its data is absent (a fresh clone has no
+ * ../shared): {"bench":...,"phase":"skipped",<sysinfo>,"reason":...}.
+ * f == NULL does nothing. */
+void bench_json_skipped(FILE *f, const struct bench_sysinfo *si, const char *bench, const char *reason);
+
 #endif

@@ -1,11 +1,16 @@
 /*
  * bench/util.h — small helpers the benches share: a file into memory, a
- * growing response buffer for libcurl, nearest-rank percentiles.
+ * growing response buffer for libcurl, nearest-rank percentiles, a seeded
+ * random generator (splitmix64, so every sample and split is reproducible
+ * from a seed printed with the results), a seeded shuffle, and CSV quoting
+ * for the catalog CSVs the benches import (RFC 4180).
  */
 #ifndef LK_BENCH_UTIL_H
 #define LK_BENCH_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /* The whole file, malloc'd (caller frees); NULL (and *len = 0) if it cannot
  * be read or is empty. */
@@ -37,5 +42,15 @@ int bench_cmp_double(const void *a, const void *b);
 /* Percentile p (0..100) by nearest rank of the n sorted values in v; 0 when
  * n == 0. */
 double bench_pct(const double *v, size_t n, double p);
+
+/* Next value of the splitmix64 sequence in *state (Steele, Lea, Flood,
+ * "Fast splittable pseudorandom number generators", OOPSLA 2014). */
+uint64_t bench_rand(uint64_t *state);
+
+/* Fisher-Yates shuffle of v[0..n) drawing from *state. */
+void bench_shuffle(size_t *v, size_t n, uint64_t *state);
+
+/* Write s as one quoted CSV field ("" for a quote inside). */
+void bench_csv_field(FILE *f, const char *s);
 
 #endif

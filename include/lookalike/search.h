@@ -357,6 +357,54 @@ struct lk_build_dup {           /* visually near-duplicate products */
     float similarity;
 };
 
+/*
+ * Where a build's time goes, stage by stage (lk_build_report.stage[]).
+ * Stages run one after another except the four per-image ones (decode,
+ * quality, colour, cnn), which run interleaved on the build's worker
+ * threads.  Stable order (array index); names from lk_build_stage_str().
+ */
+enum lk_build_stage {
+    LK_BUILD_STAGE_SETUP = 0,   /* open the catalog, begin the generation, load the CNN model and
+                                 * build one workspace per thread, list the images; incremental
+                                 * builds: also load the current index and params */
+    LK_BUILD_STAGE_IMPORT,      /* CSV / JSON Lines import into the catalog (SQLite) */
+    LK_BUILD_STAGE_DECODE,      /* per image: path check, file read, JPEG/PNG decode incl. EXIF
+                                 * orientation and shrink-on-load (DCT scaling), and the one
+                                 * resize to the network input that CNN and colour share
+                                 * (lk_embed_describe, lookalike/embed.h) */
+    LK_BUILD_STAGE_QUALITY,     /* per image: weak-image signals (blur, contrast, background) */
+    LK_BUILD_STAGE_COLOUR,      /* per image: colour histogram of the resized copy */
+    LK_BUILD_STAGE_CNN,         /* per image: CNN descriptor of the resized copy
+                                 * (lk_cnn_describe: normalise, forward pass) */
+    LK_BUILD_STAGE_FUSE,        /* learn the post-processing (mean, PCA) and fuse every vector */
+    LK_BUILD_STAGE_INDEX,       /* HNSW insert (lk_index_add_batch on `threads` threads) */
+    LK_BUILD_STAGE_CALIBRATE,   /* band calibration (decode + distort + embed + search a sample) */
+    LK_BUILD_STAGE_DUPS,        /* near-duplicate scan (one index search per vector) */
+    LK_BUILD_STAGE_COMMIT,      /* write + fsync index/params/meta/report, switch the MANIFEST,
+                                 * record per-image quality and generation in the catalog */
+    LK_BUILD_STAGE_COUNT
+};
+
+/* "setup", "import", "decode", "quality", "colour", "cnn", "fuse", "index",
+ * "calibrate", "dups", "commit"; "unknown" out of range.  Static string. */
+const char *lk_build_stage_str(int stage);
+
+/*
+ * Time of one stage, in milliseconds.
+ *   wall_ms  per-image stages: summed over images (so with T threads it can
+ *            reach T x the elapsed time); other stages: elapsed time.
+ *   cpu_ms   per-image stages: thread CPU time (CLOCK_THREAD_CPUTIME_ID)
+ *            summed over the worker threads; other stages: CPU time of the
+ *            whole process during the stage (CLOCK_PROCESS_CPUTIME_ID), which
+ *            includes threads the index or BLAS start themselves, and any
+ *            unrelated thread the caller runs meanwhile.
+ * Cost of the accounting: 12 clock reads per image, a few per stage.
+ */
+struct lk_build_time {
+    double wall_ms;
+    double cpu_ms;
+};
+
 struct lk_build_report {
     uint64_t generation;
     uint64_t products, images;          /* in the catalog after import */
@@ -372,6 +420,17 @@ struct lk_build_report {
     double seconds_embed, seconds_index, seconds_calibrate, seconds_total;
     double images_per_second;           /* embed phase */
     unsigned threads;
+    /* Stage accounting (see struct lk_build_time).  total: elapsed wall time
+     * and process CPU time of the whole call.  The stages cover nearly all
+     * of it; the rest (worker bookkeeping, compaction) is the difference.
+     * stage_images: images that went through the per-image stages (decode
+     * attempted: new/changed images, indexed or skipped), the divisor for
+     * "ms per image".  report.json is written during the commit stage, so
+     * its commit and total figures (and seconds.total) stop at that point;
+     * the struct returned has the final ones. */
+    struct lk_build_time stage[LK_BUILD_STAGE_COUNT];
+    struct lk_build_time total;
+    uint64_t stage_images;
 };
 
 void lk_build_report_free(struct lk_build_report *r);

@@ -85,6 +85,29 @@ static void progress_end(struct progress *p)
 
 /* ==== Report ============================================================ */
 
+/* Where the CPU time went: every stage's CPU seconds and share of the
+ * process CPU time of the build, then ms per image of the per-image
+ * stages (lookalike/search.h, struct lk_build_time). */
+static void print_stages(const struct lk_build_report *r)
+{
+    double tot = r->total.cpu_ms, sum = 0;
+    printf("CPU: %.1f s on %u threads (%.1f s wall);", tot / 1e3, r->threads, r->total.wall_ms / 1e3);
+    for (int i = 0; i < LK_BUILD_STAGE_COUNT; i++) {
+        sum += r->stage[i].cpu_ms;
+        printf("%s %s %.2f s (%.0f %%)", i ? "," : "", lk_build_stage_str(i), r->stage[i].cpu_ms / 1e3,
+               tot > 0 ? 100 * r->stage[i].cpu_ms / tot : 0);
+    }
+    double other = tot > sum ? tot - sum : 0;
+    printf(", other %.2f s (%.0f %%)\n", other / 1e3, tot > 0 ? 100 * other / tot : 0);
+    if (r->stage_images) {
+        double n = (double)r->stage_images;
+        printf("CPU ms per image (%llu images): decode %.2f, quality %.2f, colour %.2f, cnn %.2f\n",
+               (unsigned long long)r->stage_images, r->stage[LK_BUILD_STAGE_DECODE].cpu_ms / n,
+               r->stage[LK_BUILD_STAGE_QUALITY].cpu_ms / n, r->stage[LK_BUILD_STAGE_COLOUR].cpu_ms / n,
+               r->stage[LK_BUILD_STAGE_CNN].cpu_ms / n);
+    }
+}
+
 static void print_report(const struct lk_build_report *r, const char *data_dir)
 {
     printf("generation %llu: %llu products, %llu images; indexed %llu (reused %llu), skipped %llu",
@@ -127,6 +150,7 @@ static void print_report(const struct lk_build_report *r, const char *data_dir)
     printf("time: embed %.1f s (%.1f images/s on %u threads), index %.1f s, calibrate %.1f s, total %.1f s\n",
            r->seconds_embed, r->images_per_second, r->threads, r->seconds_index, r->seconds_calibrate,
            r->seconds_total);
+    print_stages(r);
     printf("report: %s/gen-%06llu/report.json\n", data_dir, (unsigned long long)r->generation);
 }
 

@@ -25,6 +25,16 @@
  *                 (lk_generation_commit); only then are the catalog's
  *                 per-image quality signals and indexed generation written.
  *
+ * Stage accounting (lk_build_report.stage[], lookalike/search.h): each
+ * worker keeps its own per-stage sums for the per-image stages (no shared
+ * counters, no atomics on the hot path) and run_job adds them up after the
+ * join; one clock pair (monotonic + thread CPU) is read at each stage
+ * boundary, 6 pairs per image, against ~20 ms of work per image.  Whole
+ * phases are timed on the calling thread with the process CPU clock, so the
+ * threads lk_index_add_batch starts are counted too.  The embedding is
+ * lk_embed_describe's three steps (resize once, CNN, colour) called one by
+ * one so that each gets its own clock; the resize counts as decode.
+ *
  * A failure before the commit leaves the previous generation current and
  * the half-written directory is removed (lk_gen_build_free); a crash leaves
  * garbage that the next lk_generation_begin collects.
@@ -119,6 +129,45 @@ static ssize_t find_img(const struct blist *l, int64_t id)
     return lo < l->n && l->v[lo].id == id ? (ssize_t)lo : -1;
 }
 
+/* ==== Stage clocks ====================================================== */
+
+struct clk {
+    double wall, cpu;           /* ms */
+};
+
+/* Monotonic time and `cpu_clock` (CLOCK_THREAD_CPUTIME_ID for per-image
+ * stages on a worker, CLOCK_PROCESS_CPUTIME_ID for whole phases). */
+static struct clk clk_now(clockid_t cpu_clock)
+{
+    struct timespec w, c;
+    clock_gettime(CLOCK_MONOTONIC, &w);
+    clock_gettime(cpu_clock, &c);
+    return (struct clk){(double)w.tv_sec * 1e3 + (double)w.tv_nsec / 1e6,
+                        (double)c.tv_sec * 1e3 + (double)c.tv_nsec / 1e6};
+}
+
+/* Add the time since *since to *t and restart *since from now, so that
+ * consecutive stages share their boundary reads. */
+static void clk_lap(struct lk_build_time *t, struct clk *since, clockid_t cpu_clock)
+{
+    struct clk n = clk_now(cpu_clock);
+    t->wall_ms += n.wall - since->wall;
+    t->cpu_ms += n.cpu - since->cpu;
+    *since = n;
+}
+
+#define PHASE_CLOCK CLOCK_PROCESS_CPUTIME_ID
+#define IMAGE_CLOCK CLOCK_THREAD_CPUTIME_ID
+
+const char *lk_build_stage_str(int stage)
+{
+    static const char *const names[LK_BUILD_STAGE_COUNT] = {
+        "setup", "import", "decode", "quality", "colour", "cnn",
+        "fuse", "index", "calibrate", "dups", "commit",
+    };
+    return stage >= 0 && stage < LK_BUILD_STAGE_COUNT ? names[stage] : "unknown";
+}
+
 /* ==== Parallel work ===================================================== */
 
 struct pool {
@@ -161,7 +210,9 @@ static void pool_free(struct pool *p)
 }
 
 struct job;
-typedef void (*job_fn)(struct job *j, struct lk__ws *ws, size_t i);
+/* Work item i on a worker with workspace ws; acc is the worker's own
+ * per-stage sums (LK_BUILD_STAGE_COUNT entries). */
+typedef void (*job_fn)(struct job *j, struct lk__ws *ws, struct lk_build_time *acc, size_t i);
 
 struct job {
     job_fn fn;
@@ -174,6 +225,7 @@ struct job {
 struct worker_arg {
     struct job *j;
     struct lk__ws *ws;
+    struct lk_build_time acc[LK_BUILD_STAGE_COUNT];
 };
 
 static void *worker(void *arg)
@@ -183,16 +235,17 @@ static void *worker(void *arg)
         size_t i = atomic_fetch_add(&a->j->next, 1);
         if (i >= a->j->n)
             break;
-        a->j->fn(a->j, a->ws, i);
+        a->j->fn(a->j, a->ws, a->acc, i);
         atomic_fetch_add(&a->j->done, 1);
     }
     return NULL;
 }
 
 /* Run fn(i) for i in [0, n) on the pool's threads; report progress from
- * this thread every 200 ms. */
+ * this thread every 200 ms.  The workers' per-stage sums are added to
+ * stages[] (NULL: dropped). */
 static void run_job(struct pool *p, job_fn fn, size_t n, void *ud, const struct lk_build_opts *o,
-                    const char *phase)
+                    const char *phase, struct lk_build_time *stages)
 {
     struct job j = {.fn = fn, .n = n, .pool = p, .ud = ud};
     atomic_init(&j.next, 0);
@@ -200,27 +253,41 @@ static void run_job(struct pool *p, job_fn fn, size_t n, void *ud, const struct 
     pthread_t th[64];
     struct worker_arg args[64];
     unsigned started = 0;
+    memset(args, 0, sizeof args);
     for (unsigned t = 0; t < p->threads; t++) {
-        args[t] = (struct worker_arg){&j, p->ws[t]};
+        args[t].j = &j;
+        args[t].ws = p->ws[t];
         if (pthread_create(&th[t], NULL, worker, &args[t]) == 0)
             started++;
         else
             break;
     }
     if (started == 0) {
-        struct worker_arg a = {&j, p->ws[0]};
-        worker(&a);
+        args[0].j = &j;
+        args[0].ws = p->ws[0];
+        worker(&args[0]);
     }
     if (o->progress) {
+        /* Wake every 10 ms so a short phase is not stretched to the 200 ms
+         * reporting period (the stage wall clocks would show it). */
         o->progress(o->progress_ud, phase, 0, n);
+        double last = lk__now_ms();
         while (atomic_load(&j.done) < n && started) {
-            struct timespec ts = {0, 200 * 1000 * 1000};
+            struct timespec ts = {0, 10 * 1000 * 1000};
             nanosleep(&ts, NULL);
-            o->progress(o->progress_ud, phase, atomic_load(&j.done), n);
+            if (lk__now_ms() - last >= 200) {
+                last = lk__now_ms();
+                o->progress(o->progress_ud, phase, atomic_load(&j.done), n);
+            }
         }
     }
     for (unsigned t = 0; t < started; t++)
         pthread_join(th[t], NULL);
+    for (unsigned t = 0; stages && t < (started ? started : 1); t++)
+        for (int s = 0; s < LK_BUILD_STAGE_COUNT; s++) {
+            stages[s].wall_ms += args[t].acc[s].wall_ms;
+            stages[s].cpu_ms += args[t].acc[s].cpu_ms;
+        }
     if (o->progress)
         o->progress(o->progress_ud, phase, n, n);
 }
@@ -236,12 +303,13 @@ struct embed_ctx {
     float *colour;              /* [n_todo][LK_COLOUR_DIM] */
 };
 
-static void embed_one(struct job *j, struct lk__ws *ws, size_t i)
+static void embed_one(struct job *j, struct lk__ws *ws, struct lk_build_time *acc, size_t i)
 {
     struct embed_ctx *e = j->ud;
     struct bimg *b = &e->l->v[e->todo[i]];
     char path[4200];
     struct lk_err err = {0};
+    struct clk c = clk_now(IMAGE_CLOCK);
     int rc = lk__image_path(e->images_dir, b->path, path, sizeof path, &err);
     struct lk_image img = {0};
     struct lk_image_info info;
@@ -249,6 +317,7 @@ static void embed_one(struct job *j, struct lk__ws *ws, size_t i)
     lk__decode_opts(&o, 0, 0);
     if (rc == LK_OK)
         rc = lk_image_load_file(path, &o, &img, &info, &err);
+    clk_lap(&acc[LK_BUILD_STAGE_DECODE], &c, IMAGE_CLOCK);
     if (rc == LK_OK) {
         struct lk_image_quality q;
         if (lk_image_quality_orig(&img, info.orig_width, info.orig_height, &q, NULL) == LK_OK) {
@@ -259,7 +328,25 @@ static void embed_one(struct job *j, struct lk__ws *ws, size_t i)
             b->q.weak_flags = q.weak_flags;
             b->has_q = 1;
         }
-        rc = lk__describe(ws, &img, &err);
+        clk_lap(&acc[LK_BUILD_STAGE_QUALITY], &c, IMAGE_CLOCK);
+        /* The steps of lk_embed_describe (= lk__describe), one clock each:
+         * the single resize to the network input (counted as decode), then
+         * the CNN descriptor and the colour histogram of that copy.
+         * test_build checks the stored vectors equal the query path's. */
+        uint32_t w = 0, h = 0;
+        lk_cnn_input_size(ws->model, &w, &h);
+        struct lk_image sized = {0};
+        rc = lk_image_resize(&img, w, h, &sized, &err);
+        clk_lap(&acc[LK_BUILD_STAGE_DECODE], &c, IMAGE_CLOCK);
+        if (rc == LK_OK) {
+            rc = lk_cnn_describe(ws->cnn, &sized, ws->raw, &err);
+            clk_lap(&acc[LK_BUILD_STAGE_CNN], &c, IMAGE_CLOCK);
+        }
+        if (rc == LK_OK) {
+            rc = lk_colour_embed(&sized, ws->colour, &err);
+            clk_lap(&acc[LK_BUILD_STAGE_COLOUR], &c, IMAGE_CLOCK);
+        }
+        lk_image_free(&sized);
         if (rc == LK_OK) {
             memcpy(e->raw + i * e->cnn_dim, ws->raw, e->cnn_dim * sizeof(float));
             memcpy(e->colour + i * LK_COLOUR_DIM, ws->colour, LK_COLOUR_DIM * sizeof(float));
@@ -345,8 +432,9 @@ struct calib_ctx {
     float *own, *other;         /* [n_sample * N_DISTORT], NAN = not measured */
 };
 
-static void calib_one(struct job *j, struct lk__ws *ws, size_t i)
+static void calib_one(struct job *j, struct lk__ws *ws, struct lk_build_time *acc, size_t i)
 {
+    (void)acc;      /* the whole phase is one stage */
     struct calib_ctx *c = j->ud;
     const struct bimg *b = &c->l->v[c->sample[i]];
     for (int d = 0; d < N_DISTORT; d++) {
@@ -409,8 +497,9 @@ struct dup_ctx {
     size_t n, cap;
 };
 
-static void dup_one(struct job *j, struct lk__ws *ws, size_t i)
+static void dup_one(struct job *j, struct lk__ws *ws, struct lk_build_time *acc, size_t i)
 {
+    (void)acc;      /* the whole phase is one stage */
     struct dup_ctx *c = j->ud;
     const struct bimg *b = &c->l->v[c->ok[i]];
     size_t n = 0, k = (size_t)c->per_sku + 4;
@@ -527,7 +616,18 @@ struct run {
     struct lk_embed_params *params;
     struct lk_index *idx;
     struct lk__meta meta;
+    struct clk start;           /* PHASE_CLOCK at the start of the build */
+    struct clk mark;            /* end of the last stage timed on this thread */
 };
+
+/* rep->total (and seconds_total) = from the start until now. */
+static void total_now(const struct run *r, struct lk_build_report *rep)
+{
+    struct clk n = clk_now(PHASE_CLOCK);
+    rep->total.wall_ms = n.wall - r->start.wall;
+    rep->total.cpu_ms = n.cpu - r->start.cpu;
+    rep->seconds_total = rep->total.wall_ms / 1e3;
+}
 
 static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn, struct lk_err *err)
 {
@@ -556,8 +656,9 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
         return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
     }
     double t0 = now_s();
-    run_job(&r->pool, embed_one, n_todo, &e, o, "embed");
+    run_job(&r->pool, embed_one, n_todo, &e, o, "embed", rep->stage);
     rep->seconds_embed = now_s() - t0;
+    rep->stage_images += n_todo;
     rep->images_per_second = rep->seconds_embed > 0 ? (double)n_todo / rep->seconds_embed : 0;
 
     /* Compact the successful ones. */
@@ -578,6 +679,7 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
         ids[n_ok++] = (uint64_t)b->id;
     }
     double t1 = now_s();
+    struct clk c = clk_now(PHASE_CLOCK);
     if (rc == LK_OK && learn) {
         if (n_ok == 0)
             rc = lk_err_set(err, LK_ERR_EMPTY, "no catalog image could be indexed");
@@ -586,6 +688,7 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
             rc = lk_embed_params_learn(e.raw, n_ok, cnn_dim, pca, o->w > 0 ? o->w : LK_EMBED_W_DEFAULT,
                                        &r->params, err);
         }
+        clk_lap(&rep->stage[LK_BUILD_STAGE_FUSE], &c, PHASE_CLOCK);
         if (rc == LK_OK) {
             struct lk_index_params ip;
             lk_index_params_default(&ip, (uint32_t)lk_embed_fused_dim(r->params));
@@ -602,6 +705,7 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
         for (size_t i = 0; rc == LK_OK && i < n_ok; i++)
             rc = lk_embed_fuse(r->params, e.raw + i * cnn_dim, e.colour + i * LK_COLOUR_DIM,
                                vecs + i * fdim, err);
+        clk_lap(&rep->stage[LK_BUILD_STAGE_FUSE], &c, PHASE_CLOCK);
         if (o->progress && rc == LK_OK)
             o->progress(o->progress_ud, "index", 0, n_ok);
         if (rc == LK_OK)
@@ -609,6 +713,7 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
         if (o->progress && rc == LK_OK)
             o->progress(o->progress_ud, "index", n_ok, n_ok);
     }
+    clk_lap(&rep->stage[LK_BUILD_STAGE_INDEX], &c, PHASE_CLOCK);   /* incl. lk_index_new */
     rep->seconds_index = now_s() - t1;
     free(vecs);
     free(ids);
@@ -670,7 +775,8 @@ static int calibrate(struct run *r, struct lk_build_report *rep, struct lk_err *
                           .params = r->params, .idx = r->idx, .per_sku = r->meta.per_sku,
                           .own = own, .other = other};
     double t0 = now_s();
-    run_job(&r->pool, calib_one, s, &c, o, "calibrate");
+    struct clk ck = clk_now(PHASE_CLOCK);
+    run_job(&r->pool, calib_one, s, &c, o, "calibrate", NULL);
     size_t m = 0;
     for (size_t i = 0; i < s * N_DISTORT; i++) {
         if (isnan(own[i]))
@@ -683,6 +789,7 @@ static int calibrate(struct run *r, struct lk_build_report *rep, struct lk_err *
     }
     int rc = lk_bands_from_samples(own, mild, other, m, &r->meta.bands, err);
     rep->seconds_calibrate = now_s() - t0;
+    clk_lap(&rep->stage[LK_BUILD_STAGE_CALIBRATE], &ck, PHASE_CLOCK);
     free(sample);
     free(own);
     free(other);
@@ -701,9 +808,11 @@ static int find_dups(struct run *r, struct lk_build_report *rep, struct lk_err *
     for (size_t i = 0; i < r->l.n; i++)
         if (r->l.v[i].status == LK_OK)
             d.ok[n++] = i;
+    struct clk c = clk_now(PHASE_CLOCK);
     pthread_mutex_init(&d.mu, NULL);
-    run_job(&r->pool, dup_one, n, &d, r->o, "duplicates");
+    run_job(&r->pool, dup_one, n, &d, r->o, "duplicates", NULL);
     pthread_mutex_destroy(&d.mu);
+    clk_lap(&rep->stage[LK_BUILD_STAGE_DUPS], &c, PHASE_CLOCK);
     free(d.ok);
     rep->dups = d.dups;
     rep->n_dups = d.n;
@@ -713,6 +822,7 @@ static int find_dups(struct run *r, struct lk_build_report *rep, struct lk_err *
 static int save_and_commit(struct run *r, struct lk_build_report *rep, struct lk_err *err)
 {
     const char *dir = lk_gen_build_dir(r->gb);
+    struct clk c = clk_now(PHASE_CLOCK);
     char path[4300];
     r->meta.generation = lk_gen_build_number(r->gb);
     rep->generation = r->meta.generation;
@@ -730,6 +840,9 @@ static int save_and_commit(struct run *r, struct lk_build_report *rep, struct lk
         rc = report_weak(rep, &r->l) == LK_OK ? LK_OK : lk_err_set(err, LK_ERR_NOMEM, "out of memory");
     if (rc == LK_OK) {
         char *json = NULL;
+        /* The saved figures stop here; the rest is added below. */
+        clk_lap(&rep->stage[LK_BUILD_STAGE_COMMIT], &c, PHASE_CLOCK);
+        total_now(r, rep);
         rc = lk_build_report_json(rep, &json, err);
         if (rc == LK_OK)
             rc = lk__write_file_atomic(dir, LK__GEN_REPORT, json, strlen(json), err);
@@ -749,6 +862,7 @@ static int save_and_commit(struct run *r, struct lk_build_report *rep, struct lk
         if (b->status == LK_OK && (b->indexed_gen == 0 || b->has_q))
             lk_catalog_set_image_indexed(r->cat, b->id, r->meta.generation, NULL);
     }
+    clk_lap(&rep->stage[LK_BUILD_STAGE_COMMIT], &c, PHASE_CLOCK);
     return LK_OK;
 }
 
@@ -757,6 +871,7 @@ static int run_begin(struct run *r, const struct lk_build_opts *o, struct lk_bui
 {
     memset(r, 0, sizeof *r);
     memset(rep, 0, sizeof *rep);
+    r->start = r->mark = clk_now(PHASE_CLOCK);
     r->o = o;
     if (!o || !o->data_dir || !o->images_dir || !o->model_dir)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "data, images and model directories are required");
@@ -766,6 +881,7 @@ static int run_begin(struct run *r, const struct lk_build_opts *o, struct lk_bui
     if (rc != LK_OK)
         return rc;
     if (o->catalog_path) {
+        clk_lap(&rep->stage[LK_BUILD_STAGE_SETUP], &r->mark, PHASE_CLOCK);
         struct lk_import_opts io;
         struct lk_import_report ir;
         lk_import_opts_default(&io);
@@ -776,6 +892,7 @@ static int run_begin(struct run *r, const struct lk_build_opts *o, struct lk_bui
         for (int i = 0; i < LK_IMPORT_REASON_COUNT && i < 32; i++)
             rep->rows_skipped_by_reason[i] = ir.skipped_by_reason[i];
         lk_import_report_free(&ir);
+        clk_lap(&rep->stage[LK_BUILD_STAGE_IMPORT], &r->mark, PHASE_CLOCK);
         if (rc != LK_OK)
             return rc;
     }
@@ -802,6 +919,7 @@ static int run_begin(struct run *r, const struct lk_build_opts *o, struct lk_bui
         snprintf(r->meta.model_layer, sizeof r->meta.model_layer, "%s", lk_cnn_layer(r->pool.model));
         r->meta.cnn_dim = (uint32_t)lk_cnn_dim(r->pool.model);
     }
+    clk_lap(&rep->stage[LK_BUILD_STAGE_SETUP], &r->mark, PHASE_CLOCK);
     return rc;
 }
 
@@ -819,7 +937,6 @@ int lk_index_build(const struct lk_build_opts *o, struct lk_build_report *rep, s
 {
     if (!rep)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "report required");
-    double t0 = now_s();
     struct run r;
     int rc = run_begin(&r, o, rep, NULL, 0, err);
     if (rc == LK_OK && r.l.n == 0)
@@ -833,9 +950,9 @@ int lk_index_build(const struct lk_build_opts *o, struct lk_build_report *rep, s
     }
     if (rc == LK_OK)
         rc = find_dups(&r, rep, err);
-    rep->seconds_total = now_s() - t0;
     if (rc == LK_OK)
         rc = save_and_commit(&r, rep, err);
+    total_now(&r, rep);
     run_end(&r);
     return rc;
 }
@@ -845,7 +962,7 @@ int lk_index_update(const struct lk_build_opts *opts, const char *const *remove_
 {
     if (!rep || !opts || !opts->data_dir)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "options and report required");
-    double t0 = now_s();
+    memset(rep, 0, sizeof *rep);    /* the caller frees it on every path */
     /* The current generation: index, params and calibration are kept. */
     struct lk_generation cur;
     int rc = lk_generation_current(opts->data_dir, &cur, err);
@@ -872,12 +989,14 @@ int lk_index_update(const struct lk_build_opts *opts, const char *const *remove_
         snprintf(path, sizeof path, "%s/%s", dir, LK__GEN_INDEX);
         rc = lk_index_load(path, 0, &r.idx, err);
     }
+    clk_lap(&rep->stage[LK_BUILD_STAGE_SETUP], &r.mark, PHASE_CLOCK);
     if (rc == LK_OK && (lk_embed_cnn_dim(r.params) != r.meta.cnn_dim ||
                         strcmp(old.model_layer, r.meta.model_layer) != 0))
         rc = lk_err_set(err, LK_ERR_FORMAT, "the current generation was built with another model; "
                                             "run a full `lookalike index build`");
     if (rc == LK_OK) {
         drop_stale(&r);
+        clk_lap(&rep->stage[LK_BUILD_STAGE_INDEX], &r.mark, PHASE_CLOCK);
         rc = embed_and_index(&r, rep, 0, err);
     }
     if (rc == LK_OK) {
@@ -888,9 +1007,9 @@ int lk_index_update(const struct lk_build_opts *opts, const char *const *remove_
             r.meta.per_sku = old.per_sku;
         rc = find_dups(&r, rep, err);
     }
-    rep->seconds_total = now_s() - t0;
     if (rc == LK_OK)
         rc = save_and_commit(&r, rep, err);
+    total_now(&r, rep);
     run_end(&r);
     return rc;
 }

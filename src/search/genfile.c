@@ -239,6 +239,17 @@ int lk_build_report_json(const struct lk_build_report *r, char **json, struct lk
     }
     cJSON_AddNumberToObject(o, "images_per_second", r->images_per_second);
     cJSON_AddNumberToObject(o, "threads", r->threads);
+    /* Stage accounting, ms (struct lk_build_time); 0.1 ms is plenty. */
+    cJSON *st = cJSON_AddObjectToObject(o, "stages_ms");
+    for (int i = 0; st && i <= LK_BUILD_STAGE_COUNT; i++) {
+        const struct lk_build_time *bt = i < LK_BUILD_STAGE_COUNT ? &r->stage[i] : &r->total;
+        cJSON *e = cJSON_AddObjectToObject(st, i < LK_BUILD_STAGE_COUNT ? lk_build_stage_str(i) : "total");
+        if (e) {
+            cJSON_AddNumberToObject(e, "wall", round(bt->wall_ms * 10) / 10);
+            cJSON_AddNumberToObject(e, "cpu", round(bt->cpu_ms * 10) / 10);
+        }
+    }
+    cJSON_AddNumberToObject(o, "stage_images", (double)r->stage_images);
     *json = cJSON_Print(o);
     cJSON_Delete(o);
     if (!*json)

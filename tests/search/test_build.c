@@ -1,6 +1,9 @@
 /* tests/search/test_build.c — the indexing pipeline (src/search/build.c):
- * the fixture's full build and its report, incremental add/remove with
- * near-duplicate detection, strict import, empty catalog. */
+ * the fixture's full build and its report (incl. the stage accounting),
+ * incremental add/remove with near-duplicate detection, strict import,
+ * empty catalog.  Stage times are checked for what the accounting
+ * guarantees (filled, non-negative, parts within the whole), never for how
+ * fast anything ran. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -8,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../../src/search/psearch.h"    /* lk__embed_file: the query path's embedding */
 #include "lookalike/catalog.h"
 #include "util.h"
 
@@ -32,6 +36,55 @@ static double jnum(const cJSON *o, const char *k)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
     cr_assert(cJSON_IsNumber(v), "no number %s", k);
     return v->valuedouble;
+}
+
+/* Stage accounting invariants of a report: every stage non-negative; the
+ * stages (disjoint intervals of the process CPU clock, or thread CPU time
+ * of workers inside one of them) add up to at most the total CPU, with a
+ * little slack for the clock reads themselves; the per-image stages ran
+ * when images were embedded.  No timing thresholds. */
+static void check_stages(const struct lk_build_time *stage, struct lk_build_time total, uint64_t stage_images,
+                         uint64_t skipped)
+{
+    double sum = 0;
+    for (int i = 0; i < LK_BUILD_STAGE_COUNT; i++) {
+        cr_assert_geq(stage[i].wall_ms, 0, "%s wall", lk_build_stage_str(i));
+        cr_assert_geq(stage[i].cpu_ms, 0, "%s cpu", lk_build_stage_str(i));
+        sum += stage[i].cpu_ms;
+    }
+    cr_assert_gt(total.wall_ms, 0);
+    cr_assert_gt(total.cpu_ms, 0);
+    cr_assert_leq(sum, total.cpu_ms * 1.05 + 10, "stages %.1f ms > total CPU %.1f ms", sum, total.cpu_ms);
+    if (stage_images)
+        cr_assert_gt(stage[LK_BUILD_STAGE_DECODE].wall_ms, 0, "decode attempted, not timed");
+    if (stage_images > skipped) {
+        /* Every embedded image was decoded and described by the CNN: a
+         * forward pass is never free, and its wall time is at least
+         * its (thread) CPU time minus clock granularity. */
+        cr_assert_gt(stage[LK_BUILD_STAGE_DECODE].cpu_ms, 0);
+        cr_assert_gt(stage[LK_BUILD_STAGE_CNN].cpu_ms, 0);
+        cr_assert_gt(stage[LK_BUILD_STAGE_COLOUR].cpu_ms, 0);
+        cr_assert_geq(stage[LK_BUILD_STAGE_CNN].wall_ms + 1, stage[LK_BUILD_STAGE_CNN].cpu_ms);
+    }
+}
+
+/* The same from report.json's "stages_ms" object. */
+static void check_stages_json(const cJSON *j)
+{
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "stages_ms");
+    cr_assert(cJSON_IsObject(st), "no stages_ms");
+    struct lk_build_time stage[LK_BUILD_STAGE_COUNT], total;
+    for (int i = 0; i <= LK_BUILD_STAGE_COUNT; i++) {
+        const char *name = i < LK_BUILD_STAGE_COUNT ? lk_build_stage_str(i) : "total";
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(st, name);
+        cr_assert(cJSON_IsObject(e), "no stage %s", name);
+        struct lk_build_time t = {jnum(e, "wall"), jnum(e, "cpu")};
+        if (i < LK_BUILD_STAGE_COUNT)
+            stage[i] = t;
+        else
+            total = t;
+    }
+    check_stages(stage, total, (uint64_t)jnum(j, "stage_images"), (uint64_t)jnum(j, "skipped"));
 }
 
 Test(build, full_build_report_and_files, .timeout = 60)
@@ -64,7 +117,70 @@ Test(build, full_build_report_and_files, .timeout = 60)
               jnum(b, "medium") > jnum(b, "floor"));
     cr_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "weak_images")));
     cr_assert(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(j, "near_duplicates")));
+    /* Every catalog image went through the per-image stages, the corrupt
+     * one included (its decode was attempted). */
+    cr_assert_eq(jnum(j, "stage_images"), images + 1);
+    check_stages_json(j);
     cJSON_Delete(j);
+}
+
+/* The build embeds with lk_embed_describe's steps called one by one (one
+ * stage clock each); a catalog photo must still get exactly the vector the
+ * query path (lk__embed_file: decode, lk__describe, fuse) computes, or a
+ * photo uploaded as a query would no longer land on its own vector. */
+struct same_ctx {
+    struct lk_index *idx;
+    struct lk_embed_params *params;
+    struct lk__ws *ws;
+    float *stored, *fresh;
+    size_t dim, compared;
+};
+
+static int same_vector(const struct lk_catalog_image *im, void *ud)
+{
+    struct same_ctx *c = ud;
+    if (!lk_index_contains(c->idx, (uint64_t)im->image_id))
+        return 0;
+    unsigned weak = 0;
+    struct lk_err err = {0};
+    cr_assert_eq(lk_index_get_vector(c->idx, (uint64_t)im->image_id, c->stored, NULL), LK_OK);
+    cr_assert_eq(lk__embed_file(c->ws, c->params, fx_images(), im->path, c->fresh, &weak, &err), LK_OK, "%s: %s",
+                 im->path, err.msg);
+    for (size_t d = 0; d < c->dim; d++)
+        cr_assert_float_eq(c->stored[d], c->fresh[d], 1e-5, "%s: component %zu differs", im->path, d);
+    c->compared++;
+    return 0;
+}
+
+Test(build, stored_vectors_equal_the_query_path, .timeout = 120)
+{
+    struct lk_generation g;
+    char path[4300];
+    cr_assert_eq(lk_generation_current(fx_data(), &g, NULL), LK_OK);
+    struct same_ctx c = {0};
+    snprintf(path, sizeof path, "%s/%s", g.dir, LK__GEN_INDEX);
+    cr_assert_eq(lk_index_load(path, 0, &c.idx, NULL), LK_OK);
+    snprintf(path, sizeof path, "%s/%s", g.dir, LK__GEN_PARAMS);
+    cr_assert_eq(lk_embed_params_load(path, &c.params, NULL), LK_OK);
+    struct lk_cnn_model *m = NULL;
+    cr_assert_eq(lk_cnn_load(fx_model_dir(), &m, NULL), LK_OK);
+    cr_assert_eq(lk__ws_new(m, &c.ws, NULL), LK_OK);
+    c.dim = lk_embed_fused_dim(c.params);
+    c.stored = malloc(c.dim * sizeof *c.stored);
+    c.fresh = malloc(c.dim * sizeof *c.fresh);
+    struct lk_catalog_opts co;
+    lk_catalog_opts_default(&co);
+    struct lk_catalog *cat = NULL;
+    cr_assert_eq(lk_catalog_open(fx_data(), &co, &cat, NULL), LK_OK);
+    cr_assert_eq(lk_catalog_foreach_image(cat, same_vector, &c, NULL), LK_OK);
+    cr_assert_geq(c.compared, 20, "only %zu indexed images compared", c.compared);
+    lk_catalog_close(cat);
+    free(c.stored);
+    free(c.fresh);
+    lk__ws_free(c.ws);
+    lk_cnn_free(m);
+    lk_embed_params_free(c.params);
+    lk_index_free(c.idx);
 }
 
 static void write_text(const char *path, const char *text)
@@ -94,6 +210,13 @@ Test(build, incremental_add_finds_duplicate_then_remove, .timeout = 180)
     cr_assert_eq(rep.generation, 2);
     cr_assert_gt(rep.reused, 20, "vectors must be carried over, not re-embedded");
     cr_assert_eq(rep.reused + 1, indexed);
+    /* Embedded: the new photo, and again the fixture's corrupt one (never
+     * indexed, so every update retries it). */
+    cr_assert_eq(rep.skipped, 1);
+    cr_assert_eq(rep.stage_images, 2, "only new and never-indexed images are embedded");
+    check_stages(rep.stage, rep.total, rep.stage_images, rep.skipped);
+    cr_assert_gt(rep.stage[LK_BUILD_STAGE_IMPORT].wall_ms, 0);
+    cr_assert_eq(rep.seconds_total, rep.total.wall_ms / 1e3);
     int dup = 0;
     for (size_t i = 0; i < rep.n_dups; i++)
         dup |= !strcmp(rep.dups[i].sku_a, "DUP-SOFA") && !strcmp(rep.dups[i].sku_b, "SOFA-BEIGE");
@@ -117,6 +240,8 @@ Test(build, incremental_add_finds_duplicate_then_remove, .timeout = 180)
     cr_assert_eq(lk_index_update(&o, rm, 1, &rep, &err), LK_OK, "%s", err.msg);
     cr_assert_eq(rep.generation, 3);
     cr_assert_eq(rep.indexed, indexed - 1);
+    cr_assert_eq(rep.stage_images, 1, "a removal embeds nothing (but the corrupt retry)");
+    check_stages(rep.stage, rep.total, rep.stage_images, rep.skipped);
     lk_build_report_free(&rep);
     const char *nope[] = {"NO-SUCH"};
     cr_assert_eq(lk_index_update(&o, nope, 1, &rep, &err), LK_ERR_NOT_FOUND);
@@ -166,16 +291,30 @@ Test(build, report_json_and_reason_names)
     r.generation = 7;
     r.indexed = 3;
     r.skipped_by_reason[LK_SKIP_FORMAT] = 2;
+    r.stage[LK_BUILD_STAGE_CNN] = (struct lk_build_time){12.34, 5.67};
+    r.total = (struct lk_build_time){20, 9};
+    r.stage_images = 3;
     lk_bands_default(&r.bands);
     char *json = NULL;
     cr_assert_eq(lk_build_report_json(&r, &json, NULL), LK_OK);
     cJSON *j = cJSON_Parse(json);
     cr_assert(j);
     cr_assert_eq(jnum(j, "generation"), 7);
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(j, "stages_ms");
+    const cJSON *cnn = cJSON_GetObjectItemCaseSensitive(st, "cnn");
+    cr_assert_float_eq(jnum(cnn, "wall"), 12.3, 1e-9);
+    cr_assert_float_eq(jnum(cnn, "cpu"), 5.7, 1e-9);
+    cr_assert_eq(jnum(cJSON_GetObjectItemCaseSensitive(st, "total"), "cpu"), 9);
+    cr_assert_eq(jnum(cJSON_GetObjectItemCaseSensitive(st, "decode"), "cpu"), 0);
+    cr_assert_eq(jnum(j, "stage_images"), 3);
     cr_assert_eq(jnum(cJSON_GetObjectItemCaseSensitive(j, "skipped_by_reason"), "unsupported_format"), 2);
     cJSON_Delete(j);
     free(json);
     cr_assert_str_eq(lk_skip_reason_str(LK_SKIP_CORRUPT), "corrupt");
+    cr_assert_str_eq(lk_build_stage_str(LK_BUILD_STAGE_DECODE), "decode");
+    cr_assert_str_eq(lk_build_stage_str(LK_BUILD_STAGE_COMMIT), "commit");
+    cr_assert_str_eq(lk_build_stage_str(LK_BUILD_STAGE_COUNT), "unknown");
+    cr_assert_str_eq(lk_build_stage_str(-1), "unknown");
     cr_assert_str_eq(lk_skip_reason_str(99), "unknown");
     lk_build_report_free(&r);
     lk_build_report_free(NULL);
