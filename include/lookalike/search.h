@@ -410,6 +410,9 @@ struct lk_build_report {
     uint64_t products, images;          /* in the catalog after import */
     uint64_t indexed;                   /* vectors in the new index */
     uint64_t reused;                    /* incremental: vectors carried over */
+    uint64_t shared_photos;             /* images naming a photo file another image of this
+                                         * build names too (variants sharing a catalog photo):
+                                         * decoded and embedded once, indexed per image */
     uint64_t skipped;                   /* images not indexed */
     uint64_t skipped_by_reason[LK_SKIP_REASON_COUNT];
     uint64_t rows_skipped;              /* import: bad rows */

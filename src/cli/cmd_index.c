@@ -121,6 +121,9 @@ static void print_report(const struct lk_build_report *r, const char *data_dir)
             sep = ", ";
         }
     printf("%s\n", sep[0] == ',' ? ")" : "");
+    if (r->shared_photos)
+        printf("shared photos: %llu images name a photo file another image names too (embedded once)\n",
+               (unsigned long long)r->shared_photos);
     if (r->rows_skipped) {
         printf("import: %llu bad rows skipped", (unsigned long long)r->rows_skipped);
         sep = " (";

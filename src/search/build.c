@@ -485,6 +485,29 @@ static void calib_one(struct job *j, struct lk__ws *ws, struct lk_build_time *ac
 
 /* ==== Phase: near-duplicates ============================================ */
 
+/* The report lists at most DUPS_REPORT_MAX pairs (the most similar first);
+ * up to DUPS_COLLECT_MAX raw findings are kept before merging. */
+#define DUPS_REPORT_MAX 10000u
+#define DUPS_COLLECT_MAX (4u * DUPS_REPORT_MAX)
+
+static int cmp_dup(const void *x, const void *y)
+{
+    const struct lk_build_dup *a = x, *b = y;
+    int c = strcmp(a->sku_a, b->sku_a);
+    if (!c)
+        c = strcmp(a->sku_b, b->sku_b);
+    if (!c)
+        c = (a->similarity < b->similarity) - (a->similarity > b->similarity);
+    return c;
+}
+
+static int cmp_dup_sim(const void *x, const void *y)
+{
+    const struct lk_build_dup *a = x, *b = y;
+    int c = (a->similarity < b->similarity) - (a->similarity > b->similarity);
+    return c ? c : cmp_dup(x, y);
+}
+
 struct dup_ctx {
     struct blist *l;
     size_t *ok;                 /* indexes of embedded images */
@@ -516,10 +539,10 @@ static void dup_one(struct job *j, struct lk__ws *ws, struct lk_build_time *acc,
         if (strcmp(a, o) > 0)
             continue;   /* each pair once: reported from its smaller SKU */
         pthread_mutex_lock(&c->mu);
-        int seen = 0;
-        for (size_t d = 0; d < c->n && !seen; d++)
-            seen = !strcmp(c->dups[d].sku_a, a) && !strcmp(c->dups[d].sku_b, o);
-        if (!seen && c->n < 10000) {
+        /* Appended as found; pairs found twice (a product with several
+         * photos) are merged by sort + unique in find_dups, so this stays
+         * O(1) per hit even when a catalog has 100k shared-photo variants. */
+        if (c->n < DUPS_COLLECT_MAX) {
             if (c->n == c->cap) {
                 size_t nc = c->cap ? c->cap * 2 : 64;
                 struct lk_build_dup *nd = realloc(c->dups, nc * sizeof *nd);
@@ -629,6 +652,19 @@ static void total_now(const struct run *r, struct lk_build_report *rep)
     rep->seconds_total = rep->total.wall_ms / 1e3;
 }
 
+struct path_key {
+    const char *path;
+    size_t k;
+};
+
+/* By path, then by todo position (so the first of equal paths sorts first). */
+static int cmp_path_key(const void *x, const void *y)
+{
+    const struct path_key *a = x, *b = y;
+    int c = strcmp(a->path, b->path);
+    return c ? c : (a->k > b->k) - (a->k < b->k);
+}
+
 static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn, struct lk_err *err)
 {
     const struct lk_build_opts *o = r->o;
@@ -646,46 +682,102 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
         }
         todo[n_todo++] = i;
     }
-    struct embed_ctx e = {.l = &r->l, .todo = todo, .images_dir = o->images_dir, .cnn_dim = cnn_dim};
-    e.raw = malloc((n_todo ? n_todo : 1) * cnn_dim * sizeof(float));
-    e.colour = malloc((n_todo ? n_todo : 1) * LK_COLOUR_DIM * sizeof(float));
-    if (!e.raw || !e.colour) {
+    /* Catalog images that name the same photo file (variants of a product
+     * listed with one shared catalog photo) are decoded and embedded once:
+     * uniq[] holds the first todo entry of each distinct path (in todo
+     * order, so a catalog without shared photos is processed exactly as
+     * before), row[k] the uniq row of todo entry k. */
+    size_t n_u = 0, *uniq = NULL, *row = NULL, *first = NULL;
+    struct path_key *keys = NULL;
+    struct embed_ctx e = {.l = &r->l, .images_dir = o->images_dir, .cnn_dim = cnn_dim};
+    size_t nn = n_todo ? n_todo : 1;
+    uniq = malloc(nn * sizeof *uniq);
+    row = malloc(nn * sizeof *row);
+    first = malloc(nn * sizeof *first);
+    keys = malloc(nn * sizeof *keys);
+    if (uniq && row && first && keys) {
+        for (size_t k = 0; k < n_todo; k++)
+            keys[k] = (struct path_key){r->l.v[todo[k]].path, k};
+        if (n_todo)
+            qsort(keys, n_todo, sizeof *keys, cmp_path_key);
+        for (size_t i = 0; i < n_todo; i++)
+            first[keys[i].k] = i && !strcmp(keys[i].path, keys[i - 1].path) ? first[keys[i - 1].k] : keys[i].k;
+        for (size_t k = 0; k < n_todo; k++) {
+            if (first[k] == k) {
+                row[k] = n_u;
+                uniq[n_u++] = todo[k];
+            } else {
+                row[k] = row[first[k]];
+            }
+        }
+        e.todo = uniq;
+        e.raw = malloc((n_u ? n_u : 1) * cnn_dim * sizeof(float));
+        e.colour = malloc((n_u ? n_u : 1) * LK_COLOUR_DIM * sizeof(float));
+    }
+    free(keys);
+    if (!uniq || !row || !first || !e.raw || !e.colour) {
         free(todo);
+        free(uniq);
+        free(row);
+        free(first);
         free(e.raw);
         free(e.colour);
         return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
     }
     double t0 = now_s();
-    run_job(&r->pool, embed_one, n_todo, &e, o, "embed", rep->stage);
+    run_job(&r->pool, embed_one, n_u, &e, o, "embed", rep->stage);
     rep->seconds_embed = now_s() - t0;
-    rep->stage_images += n_todo;
-    rep->images_per_second = rep->seconds_embed > 0 ? (double)n_todo / rep->seconds_embed : 0;
+    rep->stage_images += n_u;
+    rep->shared_photos += n_todo - n_u;
+    rep->images_per_second = rep->seconds_embed > 0 ? (double)n_u / rep->seconds_embed : 0;
+    for (size_t k = 0; k < n_todo; k++) {
+        if (first[k] != k) {
+            struct bimg *b = &r->l.v[todo[k]];
+            const struct bimg *src = &r->l.v[todo[first[k]]];
+            b->status = src->status;
+            b->q = src->q;
+            b->has_q = src->has_q;
+        }
+    }
 
-    /* Compact the successful ones. */
-    size_t n_ok = 0;
-    uint64_t *ids = malloc((n_todo ? n_todo : 1) * sizeof *ids);
-    int rc = ids ? LK_OK : lk_err_set(err, LK_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; rc == LK_OK && i < n_todo; i++) {
-        struct bimg *b = &r->l.v[todo[i]];
+    /* Compact the successfully embedded photos (rows), then list every
+     * catalog image whose photo succeeded with the row it uses. */
+    size_t n_rows = 0, n_ok = 0;
+    uint64_t *ids = malloc(nn * sizeof *ids);
+    size_t *src_row = malloc(nn * sizeof *src_row);
+    int rc = ids && src_row ? LK_OK : lk_err_set(err, LK_ERR_NOMEM, "out of memory");
+    /* first[] is reused as the uniq-row -> compact-row map (n_u <= n_todo). */
+    for (size_t u = 0; rc == LK_OK && u < n_u; u++) {
+        if (r->l.v[uniq[u]].status != LK_OK) {
+            first[u] = SIZE_MAX;
+            continue;
+        }
+        if (n_rows != u) {
+            memmove(e.raw + n_rows * cnn_dim, e.raw + u * cnn_dim, cnn_dim * sizeof(float));
+            memmove(e.colour + n_rows * LK_COLOUR_DIM, e.colour + u * LK_COLOUR_DIM,
+                    LK_COLOUR_DIM * sizeof(float));
+        }
+        first[u] = n_rows++;
+    }
+    for (size_t k = 0; rc == LK_OK && k < n_todo; k++) {
+        struct bimg *b = &r->l.v[todo[k]];
         if (b->status != LK_OK) {
             rep->skipped++;
             rep->skipped_by_reason[lk__skip_reason(b->status)]++;
             continue;
         }
-        if (n_ok != i) {
-            memmove(e.raw + n_ok * cnn_dim, e.raw + i * cnn_dim, cnn_dim * sizeof(float));
-            memmove(e.colour + n_ok * LK_COLOUR_DIM, e.colour + i * LK_COLOUR_DIM, LK_COLOUR_DIM * sizeof(float));
-        }
+        src_row[n_ok] = first[row[k]];
         ids[n_ok++] = (uint64_t)b->id;
     }
     double t1 = now_s();
     struct clk c = clk_now(PHASE_CLOCK);
     if (rc == LK_OK && learn) {
-        if (n_ok == 0)
+        /* Learned from each distinct photo once, however many SKUs share it. */
+        if (n_rows == 0)
             rc = lk_err_set(err, LK_ERR_EMPTY, "no catalog image could be indexed");
         else {
-            size_t pca = o->pca_dim && o->pca_dim < n_ok && o->pca_dim <= cnn_dim ? o->pca_dim : 0;
-            rc = lk_embed_params_learn(e.raw, n_ok, cnn_dim, pca, o->w > 0 ? o->w : LK_EMBED_W_DEFAULT,
+            size_t pca = o->pca_dim && o->pca_dim < n_rows && o->pca_dim <= cnn_dim ? o->pca_dim : 0;
+            rc = lk_embed_params_learn(e.raw, n_rows, cnn_dim, pca, o->w > 0 ? o->w : LK_EMBED_W_DEFAULT,
                                        &r->params, err);
         }
         clk_lap(&rep->stage[LK_BUILD_STAGE_FUSE], &c, PHASE_CLOCK);
@@ -703,7 +795,7 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
         if (!vecs)
             rc = lk_err_set(err, LK_ERR_NOMEM, "out of memory");
         for (size_t i = 0; rc == LK_OK && i < n_ok; i++)
-            rc = lk_embed_fuse(r->params, e.raw + i * cnn_dim, e.colour + i * LK_COLOUR_DIM,
+            rc = lk_embed_fuse(r->params, e.raw + src_row[i] * cnn_dim, e.colour + src_row[i] * LK_COLOUR_DIM,
                                vecs + i * fdim, err);
         clk_lap(&rep->stage[LK_BUILD_STAGE_FUSE], &c, PHASE_CLOCK);
         if (o->progress && rc == LK_OK)
@@ -717,7 +809,11 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
     rep->seconds_index = now_s() - t1;
     free(vecs);
     free(ids);
+    free(src_row);
     free(todo);
+    free(uniq);
+    free(row);
+    free(first);
     free(e.raw);
     free(e.colour);
     return rc;
@@ -812,10 +908,28 @@ static int find_dups(struct run *r, struct lk_build_report *rep, struct lk_err *
     pthread_mutex_init(&d.mu, NULL);
     run_job(&r->pool, dup_one, n, &d, r->o, "duplicates", NULL);
     pthread_mutex_destroy(&d.mu);
+    /* Each pair once (its highest similarity), most similar first, capped. */
+    size_t u = 0;
+    if (d.n)
+        qsort(d.dups, d.n, sizeof *d.dups, cmp_dup);
+    for (size_t i = 0; i < d.n; i++) {
+        if (u && !strcmp(d.dups[u - 1].sku_a, d.dups[i].sku_a) && !strcmp(d.dups[u - 1].sku_b, d.dups[i].sku_b)) {
+            free(d.dups[i].sku_a);
+            free(d.dups[i].sku_b);
+            continue;
+        }
+        d.dups[u++] = d.dups[i];
+    }
+    if (u)
+        qsort(d.dups, u, sizeof *d.dups, cmp_dup_sim);
+    for (size_t i = DUPS_REPORT_MAX; i < u; i++) {
+        free(d.dups[i].sku_a);
+        free(d.dups[i].sku_b);
+    }
     clk_lap(&rep->stage[LK_BUILD_STAGE_DUPS], &c, PHASE_CLOCK);
     free(d.ok);
     rep->dups = d.dups;
-    rep->n_dups = d.n;
+    rep->n_dups = u < DUPS_REPORT_MAX ? u : DUPS_REPORT_MAX;
     return LK_OK;
 }
 

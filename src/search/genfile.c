@@ -191,6 +191,7 @@ int lk_build_report_json(const struct lk_build_report *r, char **json, struct lk
     cJSON_AddNumberToObject(o, "images", (double)r->images);
     cJSON_AddNumberToObject(o, "indexed", (double)r->indexed);
     cJSON_AddNumberToObject(o, "reused", (double)r->reused);
+    cJSON_AddNumberToObject(o, "shared_photos", (double)r->shared_photos);
     cJSON_AddNumberToObject(o, "skipped", (double)r->skipped);
     cJSON *sk = cJSON_AddObjectToObject(o, "skipped_by_reason");
     for (int i = 0; sk && i < LK_SKIP_REASON_COUNT; i++)

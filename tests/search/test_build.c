@@ -251,22 +251,38 @@ Test(build, incremental_add_finds_duplicate_then_remove, .timeout = 180)
     cr_assert_eq(g.number, 3);
 }
 
+/* A build of `text` (a catalog CSV) over the fixture's photos into a new
+ * temporary directory `root` (a mkdtemp template, removed by rm_root). */
+static void temp_build(char *root, const char *text, struct lk_build_opts *o, char *data, size_t data_size)
+{
+    cr_assert(mkdtemp(root));
+    static char csv[4200];
+    snprintf(csv, sizeof csv, "%s/c.csv", root);
+    snprintf(data, data_size, "%s/data", root);
+    write_text(csv, text);
+    lk_build_opts_default(o);
+    o->catalog_path = csv;
+    o->images_dir = fx_images();
+    o->data_dir = data;
+    o->model_dir = fx_model_dir();
+}
+
+static void rm_root(const char *root)
+{
+    char cmd[4300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
 Test(build, strict_import_and_empty_catalog_commit_nothing, .timeout = 120)
 {
-    char root[] = "/tmp/lk-build-strict-XXXXXX";
-    cr_assert(mkdtemp(root));
-    char csv[4200], data[4200], cmd[4300];
-    snprintf(csv, sizeof csv, "%s/c.csv", root);
-    snprintf(data, sizeof data, "%s/data", root);
-    write_text(csv, "sku,title,category,price,currency,stock,image\n"
-                    "A,ok,x,1.00,USD,1,\n"
-                    "B,bad price,x,abc,USD,1,\n");
+    char root[] = "/tmp/lk-build-strict-XXXXXX", data[4200];
     struct lk_build_opts o;
-    lk_build_opts_default(&o);
-    o.catalog_path = csv;
-    o.images_dir = fx_images();
-    o.data_dir = data;
-    o.model_dir = fx_model_dir();
+    temp_build(root,
+               "sku,title,category,price,currency,stock,image\n"
+               "A,ok,x,1.00,USD,1,\n"
+               "B,bad price,x,abc,USD,1,\n",
+               &o, data, sizeof data);
     o.strict = 1;
     struct lk_build_report rep;
     struct lk_err err = {0};
@@ -280,8 +296,50 @@ Test(build, strict_import_and_empty_catalog_commit_nothing, .timeout = 120)
     cr_assert_eq(lk_index_build(&o, &rep, &err), LK_ERR_EMPTY);
     lk_build_report_free(&rep);
     cr_assert_eq(lk_generation_current(data, &g, NULL), LK_ERR_NOT_FOUND);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    cr_assert_eq(system(cmd), 0);
+    rm_root(root);
+}
+
+/* Variants listed with one shared catalog photo: the photo is embedded
+ * once, every SKU still gets its own vector (all equal), and the
+ * near-duplicate report names each pair of listings exactly once. */
+Test(build, shared_photos_embedded_once_pairs_reported_once, .timeout = 180)
+{
+    char root[] = "/tmp/lk-build-shared-XXXXXX", data[4200];
+    struct lk_build_opts o;
+    temp_build(root,
+               "sku,title,category,price,currency,stock,image\n"
+               "V-A,Sofa,home/furniture/sofas,899.00,USD,2,SOFA-BEIGE-0.png\n"
+               "V-B,Sofa,home/furniture/sofas,899.00,USD,2,SOFA-BEIGE-0.png\n"
+               "V-C,Sofa,home/furniture/sofas,899.00,USD,2,SOFA-BEIGE-0.png\n"
+               "OTHER,Bag,home/furniture/beanbags,99.00,USD,2,BEAN-BEIGE-0.png\n",
+               &o, data, sizeof data);
+    o.calib_samples = 4;
+    struct lk_build_report rep;
+    struct lk_err err = {0};
+    cr_assert_eq(lk_index_build(&o, &rep, &err), LK_OK, "%s", err.msg);
+    cr_expect_eq(rep.indexed, 4);
+    cr_expect_eq(rep.shared_photos, 2);
+    cr_expect_eq(rep.stage_images, 2, "two distinct photo files, each embedded once");
+    cr_expect_eq(rep.skipped, 0);
+    int seen[3] = {0};
+    static const char *const pairs[3][2] = {{"V-A", "V-B"}, {"V-A", "V-C"}, {"V-B", "V-C"}};
+    for (size_t i = 0; i < rep.n_dups; i++)
+        for (int p = 0; p < 3; p++)
+            if (!strcmp(rep.dups[i].sku_a, pairs[p][0]) && !strcmp(rep.dups[i].sku_b, pairs[p][1])) {
+                seen[p]++;
+                cr_expect_gt(rep.dups[i].similarity, 0.999f, "same photo, same vector");
+            }
+    for (int p = 0; p < 3; p++)
+        cr_expect_eq(seen[p], 1, "pair %s/%s reported %d times", pairs[p][0], pairs[p][1], seen[p]);
+    for (size_t i = 1; i < rep.n_dups; i++)
+        cr_expect_geq(rep.dups[i - 1].similarity, rep.dups[i].similarity, "most similar first");
+    char rj[4300];
+    snprintf(rj, sizeof rj, "%s/gen-000001/report.json", data);
+    cJSON *j = read_json(rj);
+    cr_expect_eq(jnum(j, "shared_photos"), 2);
+    cJSON_Delete(j);
+    lk_build_report_free(&rep);
+    rm_root(root);
 }
 
 Test(build, report_json_and_reason_names)
