@@ -62,13 +62,60 @@ struct lk_image;
 struct lk_cnn_model;
 struct lk_cnn_workspace;
 
+/* Arithmetic the network runs in.
+ *   LK_CNN_FP32  float32 XNNPACK operators: the reference (matches
+ *                TensorFlow.js to 1e-4, tests/embed/test_cnn.c).
+ *   LK_CNN_INT8  XNNPACK's signed 8-bit operators (qs8 activations, qc8
+ *                per-channel weights, int32 biases), the integer-only scheme
+ *                of Jacob et al. (CVPR 2018) as specified by TensorFlow Lite:
+ *                weights quantised per output channel (symmetric) at load
+ *                after BatchNorm folding; activations per tensor (affine),
+ *                ReLU6 outputs on [0, 6], the other tensors on ranges from
+ *                the model's calibration file.  Input and output stay float
+ *                (converted inside the graph), and the global average pool
+ *                runs in float, so the API is unchanged.  Accuracy vs FP32
+ *                and speed: see LK_CNN_PRECISION_DEFAULT and models/README.md.
+ * Descriptors of different precisions are close but not equal: compare
+ * only descriptors made with the same precision (an index records it, see
+ * lk_embed_params_set_cnn_precision()). */
+enum lk_cnn_precision {
+    LK_CNN_FP32 = 0,
+    LK_CNN_INT8 = 1,
+};
+
+/* Precision lk_cnn_options_init() selects.  INT8 passed the accuracy bar
+ * (cosine to FP32 >= 0.98 median on real photos, retrieval unchanged within
+ * noise; figures in models/README.md) and is ~PLACEHOLDER faster. */
+#define LK_CNN_PRECISION_DEFAULT LK_CNN_INT8
+
+/* File in the model directory holding the int8 activation ranges
+ * (made by models/gen_calibration.sh, committed). */
+#define LK_CNN_CALIBRATION_FILE "calibration.json"
+
+struct lk_cnn_options {
+    const char *output_layer;           /* Keras layer name; NULL = LK_CNN_DEFAULT_LAYER */
+    enum lk_cnn_precision precision;    /* LK_CNN_FP32 or LK_CNN_INT8 */
+    const char *calibration_path;       /* INT8 only; NULL = <model_dir>/LK_CNN_CALIBRATION_FILE */
+};
+
+/* Defaults: default layer, LK_CNN_PRECISION_DEFAULT, calibration file in the
+ * model directory. */
+void lk_cnn_options_init(struct lk_cnn_options *o);
+
+/* "fp32" / "int8" (a static string; "?" for an unknown value). */
+const char *lk_cnn_precision_name(enum lk_cnn_precision p);
+
+/* Parse "fp32" or "int8".  Errors: LK_ERR_INVALID_ARG. */
+int lk_cnn_precision_parse(const char *s, enum lk_cnn_precision *out, struct lk_err *err);
+
 /* Load the TF.js layers model in directory `model_dir` (model.json + weight
- * shards), cut at LK_CNN_DEFAULT_LAYER.  Same as lk_cnn_load_layer(model_dir,
+ * shards), cut at LK_CNN_DEFAULT_LAYER, in FP32 (the reference precision;
+ * lk_cnn_load_opts() chooses another).  Same as lk_cnn_load_layer(model_dir,
  * NULL, out, err). */
 int lk_cnn_load(const char *model_dir, struct lk_cnn_model **out, struct lk_err *err);
 
-/* Load the model cut at `output_layer` (a Keras layer name; NULL = default)
- * and store a new model in *out (free with lk_cnn_free()).
+/* Load the model cut at `output_layer` (a Keras layer name; NULL = default),
+ * FP32, and store a new model in *out (free with lk_cnn_free()).
  * Every size, shape, offset and dtype is checked against the files; weights
  * are dequantised in double and BatchNormalization folded into the preceding
  * convolution (w' = w*gamma/sqrt(var+eps), b' = (b-mean)*gamma/sqrt(var+eps)+beta).
@@ -78,6 +125,22 @@ int lk_cnn_load(const char *model_dir, struct lk_cnn_model **out, struct lk_err 
  * initialisation failure), LK_ERR_NOMEM. */
 int lk_cnn_load_layer(const char *model_dir, const char *output_layer, struct lk_cnn_model **out,
                       struct lk_err *err);
+
+/* Load with options (NULL = lk_cnn_options_init() defaults): layer as in
+ * lk_cnn_load_layer(), precision as in enum lk_cnn_precision.
+ * With LK_CNN_INT8 the calibration file is required and validated: a
+ * missing, corrupt or mismatched file is an error, never a silent fallback
+ * to FP32 (an index must not mix precisions).  Errors: as
+ * lk_cnn_load_layer(), plus LK_ERR_INVALID_ARG (unknown precision), LK_ERR_IO
+ * (calibration file missing or unreadable), LK_ERR_PARSE (calibration file
+ * not JSON, wrong format/version, a range that is not finite [min <= max]),
+ * LK_ERR_MODEL (calibration made for another model, or lacking a range the
+ * int8 graph needs). */
+int lk_cnn_load_opts(const char *model_dir, const struct lk_cnn_options *opts, struct lk_cnn_model **out,
+                     struct lk_err *err);
+
+/* Precision the model runs in. */
+enum lk_cnn_precision lk_cnn_precision(const struct lk_cnn_model *m);
 
 /* Release the caller's reference; the memory goes when the last workspace
  * created from it is freed too.  NULL is a no-op. */
@@ -116,6 +179,36 @@ int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, 
  * 0.973), so the cheapest, crop-free one is used.  `img` is not modified.
  * Errors: as lk_cnn_forward() plus those of lk_image_resize(). */
 int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, float *out, struct lk_err *err);
+
+/* ==== Int8 calibration ====
+ *
+ * Records, for every tensor the int8 graph quantises on a calibrated range,
+ * the min and max it takes when the FP32 network runs on calibration images
+ * (post-training quantisation, Jacob et al. 2018 section 3 / TFLite's
+ * "representative dataset").  models/gen_calibration.sh runs this over the
+ * Tux Paint stamp photos (Debian tuxpaint-stamps-default) to make the
+ * committed models/mobilenet_v2/calibration.json.  Ranges are recorded for
+ * the whole network the model was cut at, so calibrate a model loaded at
+ * the deepest layer that will be used (e.g. "out_relu").
+ * Thread-safety: one calibrator per thread; the model may be shared. */
+struct lk_cnn_calibrator;
+
+/* Calibrator for FP32 model `m` (takes a reference on it).  Errors:
+ * LK_ERR_INVALID_ARG (NULL, or `m` is not FP32), LK_ERR_NOMEM, LK_ERR_MODEL. */
+int lk_cnn_calibrator_new(struct lk_cnn_model *m, struct lk_cnn_calibrator **out, struct lk_err *err);
+
+/* Run one image (as lk_cnn_describe(): resized to the network input) and
+ * widen the recorded ranges.  Errors: as lk_cnn_describe(). */
+int lk_cnn_calibrator_add(struct lk_cnn_calibrator *c, const struct lk_image *img, struct lk_err *err);
+
+/* Write the calibration file (JSON) to `path`; `source` is a free-text note
+ * of where the images came from.  Errors: LK_ERR_EMPTY (no image added),
+ * LK_ERR_IO, LK_ERR_NOMEM. */
+int lk_cnn_calibrator_save(const struct lk_cnn_calibrator *c, const char *source, const char *path,
+                           struct lk_err *err);
+
+/* NULL is a no-op. */
+void lk_cnn_calibrator_free(struct lk_cnn_calibrator *c);
 
 /* ==== Fused product embedding (src/embed/fuse.c) ====
  *
