@@ -278,13 +278,15 @@ int lk_embed_params_learn(const float *cnn_descs, size_t n, size_t dim, size_t p
 void lk_embed_params_free(struct lk_embed_params *p);
 
 /* Save to `path` atomically (temp file, fsync, rename, fsync directory).
- * Format (little-endian): "LKEMBED\0", u32 version (1), u32 cnn_dim,
- * u32 out_dim, u32 colour_dim, u32 flags (bit 0: PCA), f32 w,
+ * Format (little-endian): "LKEMBED\0", u32 version (2), u32 cnn_dim,
+ * u32 out_dim, u32 colour_dim, u32 flags (bit 0: PCA; bit 1: descriptors
+ * from the LK_CNN_INT8 network, version 2 only), f32 w,
  * f32 mean[cnn_dim], f32 proj[out_dim*cnn_dim] if PCA, u32 CRC-32 (IEEE
  * 802.3) of all preceding bytes.  Errors: LK_ERR_INVALID_ARG, LK_ERR_IO. */
 int lk_embed_params_save(const struct lk_embed_params *p, const char *path, struct lk_err *err);
 
-/* Load params saved by lk_embed_params_save().  Errors: LK_ERR_IO (cannot
+/* Load params saved by lk_embed_params_save() (version 1 files, from before
+ * the int8 option, load with CNN precision LK_CNN_FP32).  Errors: LK_ERR_IO (cannot
  * open/read), LK_ERR_FORMAT (bad magic, unknown version, colour_dim differs
  * from this build's LK_COLOUR_DIM), LK_ERR_TRUNCATED (file too short),
  * LK_ERR_CORRUPT (sizes inconsistent, trailing bytes, non-finite values),
@@ -301,6 +303,15 @@ size_t lk_embed_fused_dim(const struct lk_embed_params *p);
 float lk_embed_w(const struct lk_embed_params *p);
 /* Change w (0..1).  Errors: LK_ERR_INVALID_ARG. */
 int lk_embed_params_set_w(struct lk_embed_params *p, float w, struct lk_err *err);
+
+/* Precision of the CNN whose descriptors the params were learned from and
+ * must post-process (saved with the params, so an index records it): set
+ * it to lk_cnn_precision(model) after learn/identity (which default to
+ * LK_CNN_FP32), and load the query-time model with the precision
+ * lk_embed_cnn_precision() returns.  Errors: LK_ERR_INVALID_ARG. */
+int lk_embed_params_set_cnn_precision(struct lk_embed_params *p, enum lk_cnn_precision precision,
+                                      struct lk_err *err);
+enum lk_cnn_precision lk_embed_cnn_precision(const struct lk_embed_params *p);
 
 /* Post-process one raw CNN descriptor (lk_embed_cnn_dim() floats) into `out`
  * (lk_embed_cnn_out_dim() floats, unit L2 norm, or all zeros if the centred
