@@ -5,8 +5,8 @@
 # committed (like tests/embed/reference.json), because making it needs the
 # built tool.  Needs the converted model (models/fetch), a build of the
 # project (BUILD, default build/) and the calibration images: every PNG of
-# Debian's tuxpaint-stamps-default (/usr/share/tuxpaint/stamps, 802 images in
-# Debian 12's 2021.06.28-1; scripts/setup installs it for the demo catalog).
+# Debian's tuxpaint-stamps-default (/usr/share/tuxpaint/stamps, 802 PNGs in
+# Debian 12's 2022.06.04-1; scripts/setup installs it for the demo catalog).
 # Takes ~1.5 minutes on one core.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
