@@ -52,6 +52,15 @@
  * workspace.  The weights passed as static data must outlive the runtimes,
  * hence the model's reference count (one per workspace).
  *
+ * Precision: an FP32 model builds the float graph above; an INT8 model
+ * (lk_cnn_load_opts(), LK_CNN_INT8) quantises the folded weights per output
+ * channel at load (quantize.c) with activation ranges from the model's
+ * calibration file, frees the float weights, and builds the same plan on
+ * XNNPACK's qs8/qc8 operators (build_subgraph_int8): float in, convert to
+ * int8, int8 operators, convert back, float global average pooling.  The
+ * calibrator (lk_cnn_calibrator_*) runs the FP32 plan with every tensor
+ * exposed to record the ranges.
+ *
  * XNNPACK may read up to XNN_EXTRA_BYTES past the end of an input tensor, so
  * the workspace copies the caller's input into its own padded buffer (150k
  * floats, ~30 us; the same loop rejects NaN/Inf).
