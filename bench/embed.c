@@ -89,15 +89,15 @@ static size_t heap_in_use(void)
     return mi.uordblks + mi.hblkhd;
 }
 
-/* decode + colour + CNN + fuse, as `lookalike describe` does. */
-static void describe_once(struct lk_cnn_workspace *w, const unsigned char *b, size_t len,
-                          const struct lk_decode_opts *opts, const struct lk_embed_params *p, float *out,
+/* decode + resize + CNN + colour + fuse, as `lookalike describe` does. */
+static void describe_once(const struct lk_cnn_model *m, struct lk_cnn_workspace *w, const unsigned char *b,
+                          size_t len, const struct lk_decode_opts *opts, const struct lk_embed_params *p, float *out,
                           float *colour, float *fused)
 {
     struct lk_err e = {0};
     struct lk_image x = {0};
-    if (lk_image_decode(b, len, opts, &x, NULL, &e) || lk_colour_embed(&x, colour, &e) ||
-        lk_cnn_describe(w, &x, out, &e) || lk_embed_fuse(p, out, colour, fused, &e))
+    if (lk_image_decode(b, len, opts, &x, NULL, &e) || lk_embed_describe(m, w, &x, out, colour, &e) ||
+        lk_embed_fuse(p, out, colour, fused, &e))
         die("describe", &e);
     lk_image_free(&x);
 }
@@ -251,8 +251,8 @@ int main(int argc, char **argv)
     TIME_LOOP("normalise to float x/127.5-1", 0, {
         if (lk_image_to_float(&small[i], LK_LAYOUT_HWC, mean, scale, in, &e)) die("to_float", &e);
     });
-    TIME_LOOP("colour histogram", 0, {
-        if (lk_colour_embed(&imgs[i], colour, &e)) die("colour", &e);
+    TIME_LOOP("colour histogram (of the 224x224 copy)", 0, {
+        if (lk_colour_embed(&small[i], colour, &e)) die("colour", &e);
     });
     /* CNN per layer, interleaved (each photo runs through every layer in
      * turn) so that load from other processes hits all layers alike; the
@@ -307,8 +307,10 @@ int main(int argc, char **argv)
         die("params", &e);
     float *fused = malloc(lk_embed_fused_dim(p) * sizeof *fused);
     struct lk_cnn_workspace *dws = ws[2], *qws = ws[INT8_IDX];
-    TIME_LOOP("whole describe (decode+colour+CNN+fuse)", 0, describe_once(dws, bytes[i], lens[i], &opts, p, out, colour, fused));
-    TIME_LOOP("whole describe, CNN int8", 0, describe_once(qws, bytes[i], lens[i], &opts, p, out, colour, fused));
+    TIME_LOOP("whole describe (decode+resize+CNN+colour+fuse)", 0,
+              describe_once(models[2], dws, bytes[i], lens[i], &opts, p, out, colour, fused));
+    TIME_LOOP("whole describe, CNN int8", 0,
+              describe_once(models[INT8_IDX], qws, bytes[i], lens[i], &opts, p, out, colour, fused));
 
     /* A 1-megapixel JPEG (1280x800) made from the first photo. */
     struct lk_image big = {0};
@@ -328,14 +330,24 @@ int main(int argc, char **argv)
         if (lk_image_decode(bjpg, blen, NULL, &x, NULL, &e)) die("decode", &e);
         lk_image_free(&x);
     });
-    TIME_LOOP("1MP decode, shrink-on-load (1/2 -> 640x400)", 0, {
+    char shrink_label[96];
+    {
+        struct lk_image x = {0};
+        struct lk_image_info xi;
+        if (lk_image_decode(bjpg, blen, &opts, &x, &xi, &e)) die("decode", &e);
+        snprintf(shrink_label, sizeof shrink_label, "1MP decode, shrink-on-load (%u/%u -> %ux%u)", xi.scale_num,
+                 xi.scale_denom, x.width, x.height);
+        lk_image_free(&x);
+    }
+    TIME_LOOP(shrink_label, 0, {
         struct lk_image x = {0};
         if (lk_image_decode(bjpg, blen, &opts, &x, NULL, &e)) die("decode", &e);
         lk_image_free(&x);
     });
-    TIME_LOOP("1MP whole describe (decode+colour+CNN+fuse)", 0,
-              describe_once(dws, bjpg, blen, &opts, p, out, colour, fused));
-    TIME_LOOP("1MP whole describe, CNN int8", 0, describe_once(qws, bjpg, blen, &opts, p, out, colour, fused));
+    TIME_LOOP("1MP whole describe (decode+resize+CNN+colour+fuse)", 0,
+              describe_once(models[2], dws, bjpg, blen, &opts, p, out, colour, fused));
+    TIME_LOOP("1MP whole describe, CNN int8", 0,
+              describe_once(models[INT8_IDX], qws, bjpg, blen, &opts, p, out, colour, fused));
     nf = keep_nf;
     free(bjpg);
     free(fused);

@@ -8,7 +8,8 @@
  *
  * DIR defaults to /work/shared/data/products (grocery/, clothing-photos/,
  * fashion-small/, each with labels.csv).  For every photo it computes the
- * colour embedding and raw CNN descriptors (global average pooling) at the
+ * colour embedding (of the 224x224 squash copy, as lk_embed_describe()
+ * computes it) and raw CNN descriptors (global average pooling) at the
  * candidate layers below with the "squash" preprocessing (whole image resized
  * to 224x224, as lk_cnn_describe() does), plus the default layer with a
  * centre crop and a white letterbox (fashion-small: default layer only).  Descriptors are cached in --cache
@@ -110,12 +111,10 @@ static void *worker(void *arg)
                 float *dst = cb->data + i * cb->dim;
                 if (!cb->need)
                     continue;
-                if (cb->layer < 0) {
-                    lk_colour_embed(&img, dst, &e);
-                    continue;
-                }
-                /* Resize lazily: only the preprocessings still needed. */
-                struct lk_image *sz = &sized[cb->prep];
+                /* Resize lazily: only the preprocessings still needed.  The
+                 * colour histogram is computed from the squash copy, as
+                 * lk_embed_describe() does in the product. */
+                struct lk_image *sz = &sized[cb->layer < 0 ? PREP_SQUASH : cb->prep];
                 if (!sz->rgb) {
                     int rc = cb->prep == PREP_SQUASH ? lk_image_resize(&img, 224, 224, sz, &e)
                              : cb->prep == PREP_CROP ? lk_image_center_crop(&img, 224, 224, sz, &e)
@@ -124,6 +123,10 @@ static void *worker(void *arg)
                         fprintf(stderr, "%s: %s\n", j->set->paths[i], e.msg);
                         exit(1);
                     }
+                }
+                if (cb->layer < 0) {
+                    lk_colour_embed(sz, dst, &e);
+                    continue;
                 }
                 lk_image_to_float(sz, LK_LAYOUT_HWC, mean, scale, in, &e);
                 if (lk_cnn_forward(ws[cb->layer], in, dst, &e)) {
@@ -166,7 +169,9 @@ static unsigned long long key_of(const struct bench_set *s, const struct combo *
 
 static void cache_path(char *out, size_t cap, const char *dir, const char *set, const char *combo)
 {
-    snprintf(out, cap, "%s/%s__%s.bin", dir, set, combo);
+    /* "a2": the analysis version (decode at M/8, colour from the 224x224
+     * copy); descriptors cached by an older analysis are not reused. */
+    snprintf(out, cap, "%s/a2__%s__%s.bin", dir, set, combo);
     for (char *c = out + strlen(dir) + 1; *c; c++)
         if (*c == '/')
             *c = '_';

@@ -154,7 +154,7 @@ static int largest_from(const char *dir, int k, struct cand *out)
 
 struct timing {
     double decode, resize, total;
-    uint32_t dw, dh, denom;
+    uint32_t dw, dh, num, denom;
 };
 
 static int run(const struct input *in, uint32_t hint, int runs, struct timing *t)
@@ -183,6 +183,7 @@ static int run(const struct input *in, uint32_t hint, int runs, struct timing *t
         s[i] = t2 - t0;
         t->dw = img.width;
         t->dh = img.height;
+        t->num = info.scale_num;
         t->denom = info.scale_denom;
         lk_image_free(&img);
         lk_image_free(&crop);
@@ -292,15 +293,16 @@ int main(int argc, char **argv)
             continue;
         char sz[32];
         snprintf(sz, sizeof sz, "%dx%d", in[i].w, in[i].h);
-        printf("%-48s %11s %9zu | %6.2f + %6.2f = %7.2f    | %6.2f + %6.2f = %7.2f 1/%u | x%.2f\n", in[i].name, sz,
-               in[i].len, full.decode, full.resize, full.total, dct.decode, dct.resize, dct.total, dct.denom,
+        printf("%-48s %11s %9zu | %6.2f + %6.2f = %7.2f    | %6.2f + %6.2f = %7.2f %u/%u | x%.2f\n", in[i].name, sz,
+               in[i].len, full.decode, full.resize, full.total, dct.decode, dct.resize, dct.total, dct.num, dct.denom,
                full.total / dct.total);
         if (js) {
             bench_json_begin(js, &si, "image", "decode_resize");
             fputs(",\"image\":", js);
             bench_json_str(js, in[i].name);
             fprintf(js, ",\"width\":%d,\"height\":%d,\"bytes\":%zu,\"full_ms\":%.3f,\"dct_ms\":%.3f,"
-                        "\"dct_denom\":%u,\"runs\":%d", in[i].w, in[i].h, in[i].len, full.total, dct.total, dct.denom, r);
+                        "\"dct_num\":%u,\"dct_denom\":%u,\"runs\":%d", in[i].w, in[i].h, in[i].len, full.total, dct.total,
+                    dct.num, dct.denom, r);
             bench_json_end(js);
         }
         sum_full += full.total;

@@ -354,7 +354,21 @@ static void build_catalog(struct cat *c, const char *work, const char *models, i
     snprintf(stamp, sizeof stamp, "%s/built.csv", c->data);
     struct lk_generation g;
     struct lk_err e = {0};
-    if (same_file(tmp, stamp) && lk_generation_current(c->data, &g, &e) == LK_OK) {
+    struct lk_engine_opts eo;
+    lk_engine_opts_default(&eo);
+    eo.data_dir = c->data;
+    eo.model_dir = models;
+    eo.images_dir = c->dir;
+    eo.workspaces = 1;
+    c->eng = NULL;
+    int reuse = same_file(tmp, stamp) && lk_generation_current(c->data, &g, &e) == LK_OK;
+    /* A cached catalog built by another version of the analysis does not
+     * open (generation metadata version): rebuild it. */
+    if (reuse && lk_engine_open(&eo, &c->eng, &e) != LK_OK) {
+        fprintf(stderr, "quality: %s: cached catalog does not open (%s), rebuilding\n", c->name, e.msg);
+        reuse = 0;
+    }
+    if (reuse) {
         fprintf(stderr, "quality: %s: catalog unchanged, reusing %s\n", c->name, c->data);
         remove(tmp);
     } else {
@@ -387,13 +401,7 @@ static void build_catalog(struct cat *c, const char *work, const char *models, i
             fclose(s);
         free(b);
     }
-    struct lk_engine_opts eo;
-    lk_engine_opts_default(&eo);
-    eo.data_dir = c->data;
-    eo.model_dir = models;
-    eo.images_dir = c->dir;
-    eo.workspaces = 1;
-    if (lk_engine_open(&eo, &c->eng, &e) != LK_OK)
+    if (!c->eng && lk_engine_open(&eo, &c->eng, &e) != LK_OK)
         die("engine open", &e);
 }
 

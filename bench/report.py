@@ -108,7 +108,7 @@ def embed(d):
     if im:
         print("### Decode + resize to 224x224, ms per image (median)\n")
         rows = [(r["image"], f"{r['width']}x{r['height']}", f(r["full_ms"], 2), f(r["dct_ms"], 2),
-                 f"1/{r['dct_denom']}", f"x{r['full_ms'] / r['dct_ms']:.2f}") for r in im]
+                 f"{r.get('dct_num', 1)}/{r['dct_denom']}", f"x{r['full_ms'] / r['dct_ms']:.2f}") for r in im]
         print(table(["image", "size", "full decode", "DCT-scaled decode", "scale", "speed-up"], rows))
     if st or im:
         print(prov(st + im))

@@ -218,6 +218,24 @@ int lk_cnn_calibrator_save(const struct lk_cnn_calibrator *c, const char *source
 /* NULL is a no-op. */
 void lk_cnn_calibrator_free(struct lk_cnn_calibrator *c);
 
+/* ==== Whole-photo analysis (src/embed/describe.c) ====
+ *
+ * The one analysis path for catalog photos and shopper queries: resize the
+ * decoded image once to the network input size (lk_cnn_input_size(), 224 x
+ * 224; lk_image_resize(), stb_image_resize in linear light, aspect ratio not
+ * kept), then compute from that copy the CNN descriptor (lk_cnn_describe(),
+ * lk_cnn_dim(m) floats written to cnn_out) and the colour histogram
+ * (lk_colour_embed(), LK_COLOUR_DIM floats written to colour_out).  `ws`
+ * must have been created from `m`.  `img` (8-bit RGB, any size >= 1 x 1) is
+ * not modified; the outputs are caller-owned.  Thread-safety: as the
+ * workspace (one thread at a time per `ws`; `m` is shared read-only).
+ * Cost: one resize (~2-5 ms for a 1-megapixel JPEG decoded at 3/8 or 1/2)
+ * plus the CNN and the histogram (bench/embed prints each).
+ * Errors: LK_ERR_INVALID_ARG (NULL argument), LK_ERR_NOMEM, and those of
+ * lk_cnn_describe() and lk_colour_embed(). */
+int lk_embed_describe(const struct lk_cnn_model *m, struct lk_cnn_workspace *ws, const struct lk_image *img,
+                      float *cnn_out, float *colour_out, struct lk_err *err);
+
 /* ==== Fused product embedding (src/embed/fuse.c) ====
  *
  * The index stores, per product photo,

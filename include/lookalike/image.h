@@ -112,7 +112,7 @@ struct lk_decode_opts {
     size_t   max_bytes;         /* encoded input limit, bytes (default 32 MiB) -> LK_ERR_TOO_LARGE */
     uint32_t max_width, max_height; /* pixels (default 16384 each) -> LK_ERR_DIMENSIONS */
     uint64_t max_pixels;        /* width*height (default 50e6), checked from the header -> LK_ERR_DIMENSIONS */
-    uint32_t min_side_hint;     /* shrink-on-load: JPEG DCT scaling 1/2, 1/4, 1/8 is used when the
+    uint32_t min_side_hint;     /* shrink-on-load: JPEG DCT scaling M/8 (M = 1..7) is used when the
                                  * decoded short side stays >= this many pixels; 0 = full decode.
                                  * PNG is always decoded at full size. */
 };
@@ -131,8 +131,9 @@ struct lk_image_info {
     enum lk_image_format format;        /* LK_FORMAT_JPEG or LK_FORMAT_PNG */
     uint32_t orig_width, orig_height;   /* full-resolution size in pixels, after EXIF orientation */
     int exif_orientation;               /* 1..8 (EXIF tag 0x0112); 1 when absent or invalid; PNG: 1 */
-    uint32_t scale_denom;               /* JPEG DCT scale used: 1, 2, 4 or 8 (decoded = orig / denom,
-                                         * rounded up); PNG: 1 */
+    uint32_t scale_num, scale_denom;    /* JPEG DCT scale used, in lowest terms: scale_num/scale_denom
+                                         * is one of 1/8, 1/4, 3/8, 1/2, 5/8, 3/4, 7/8, 1/1
+                                         * (decoded side = ceil(orig * num / denom)); PNG: 1/1 */
     enum lk_image_colour colour;        /* source colour model */
     int bit_depth;                      /* bits per sample in the file (8, or 1..16 for PNG) */
     int has_alpha;                      /* 1 if alpha/tRNS was present (composited over white) */
@@ -153,8 +154,8 @@ void lk_decode_opts_default(struct lk_decode_opts *o);
  * JPEG: baseline, progressive and arithmetic-coded; YCbCr, RGB, grayscale,
  * CMYK and YCCK (Adobe-inverted CMYK as written by Photoshop is detected from
  * the APP14 marker); EXIF orientation (APP1) is applied so the image is
- * upright; with min_side_hint, libjpeg-turbo's DCT scaling decodes at 1/2,
- * 1/4 or 1/8 size directly (scale_num/scale_denom).
+ * upright; with min_side_hint, libjpeg-turbo's DCT scaling decodes directly
+ * at the smallest M/8 size (M = 1..8) whose short side is >= the hint.
  * PNG: every colour type and bit depth (1..16 bits, palette, grey, alpha,
  * tRNS), Adam7 interlacing; 16-bit samples are scaled to 8 bits with
  * rounding; alpha is composited over white (catalog cut-outs are transparent

@@ -8,8 +8,9 @@
  * computed.  A failing image prints its status name and message and the
  * command moves on; the exit status is 1 if any image failed.
  *
- * The learned descriptor (MobileNetV2, lk_cnn_describe()) and the fused
- * product embedding (lk_embed_fuse()) are printed too.  The model directory
+ * The colour histogram and the learned descriptor (MobileNetV2) come from
+ * lk_embed_describe(), the analysis the index and the query path use, and
+ * the fused product embedding from lk_embed_fuse().  The model directory
  * is --models DIR, else $LOOKALIKE_MODELS, else the source tree's
  * models/mobilenet_v2 (LK_DEFAULT_MODEL_DIR, set by meson).  Without
  * --params FILE (catalog statistics saved by lk_embed_params_save()) the
@@ -99,12 +100,11 @@ static int describe_one(const char *path, const struct lk_decode_opts *opts, str
     if (rc == LK_OK)
         rc = lk_image_quality_orig(&img, info.orig_width, info.orig_height, &q, &err);
     double t2 = now_ms();
+    /* The same analysis as the index and the query path: one resize to the
+     * network input, then CNN descriptor and colour histogram from it. */
     if (rc == LK_OK)
-        rc = lk_colour_embed(&img, emb, &err);
+        rc = lk_embed_describe(cnn->model, cnn->ws, &img, cnn->desc, emb, &err);
     double t3 = now_ms();
-    if (rc == LK_OK)
-        rc = lk_cnn_describe(cnn->ws, &img, cnn->desc, &err);
-    double t4 = now_ms();
     if (rc == LK_OK)
         rc = lk_embed_fuse(cnn->params, cnn->desc, emb, cnn->fused, &err);
     if (rc != LK_OK) {
@@ -120,7 +120,7 @@ static int describe_one(const char *path, const struct lk_decode_opts *opts, str
            info.adobe_inverted ? ", Adobe inverted" : "");
     printf("  size        %ux%u px, EXIF orientation %d\n", info.orig_width, info.orig_height,
            info.exif_orientation);
-    printf("  decoded     %ux%u px, DCT scale 1/%u\n", img.width, img.height, info.scale_denom);
+    printf("  decoded     %ux%u px, DCT scale %u/%u\n", img.width, img.height, info.scale_num, info.scale_denom);
 
     char flags[64];
     printf("  quality     blur %.1f, contrast %.1f, border uniformity %.2f (%s background #%02x%02x%02x)\n",
@@ -139,8 +139,8 @@ static int describe_one(const char *path, const struct lk_decode_opts *opts, str
     printf("  fused       dim %zu (cnn %zu + colour %d, w %.2f), L2 norm %.6f\n", lk_embed_fused_dim(cnn->params),
            lk_embed_cnn_out_dim(cnn->params), LK_COLOUR_DIM, (double)lk_embed_w(cnn->params),
            l2_norm(cnn->fused, lk_embed_fused_dim(cnn->params)));
-    printf("  time        decode %.2f ms, quality %.2f ms, colour %.2f ms, cnn %.2f ms\n\n", t1 - t0, t2 - t1,
-           t3 - t2, t4 - t3);
+    printf("  time        decode %.2f ms, quality %.2f ms, resize + cnn + colour %.2f ms\n\n", t1 - t0,
+           t2 - t1, t3 - t2);
     lk_image_free(&img);
     return 0;
 }

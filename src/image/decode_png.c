@@ -104,6 +104,7 @@ static void decode_inner(struct pdec *st, const struct lk__limits *lim, struct l
     info->orig_width = w;
     info->orig_height = h;
     info->exif_orientation = 1;
+    info->scale_num = 1;
     info->scale_denom = 1;
     info->bit_depth = depth;
     info->progressive = interlace != PNG_INTERLACE_NONE;

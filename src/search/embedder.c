@@ -3,8 +3,8 @@
  * index build, incremental adds and shopper queries (so a catalog photo
  * uploaded as a query lands on its own vector): decode with the shared
  * limits and shrink-on-load (LK__DECODE_MIN_SIDE), MobileNetV2 descriptor
- * (lk_cnn_describe), colour histogram (lk_colour_embed), fusion with the
- * generation's params (lk_embed_fuse).
+ * and colour histogram from one resized copy (lk_embed_describe), fusion
+ * with the generation's params (lk_embed_fuse).
  *
  * A workspace (struct lk__ws) is one thread's CNN runtime plus scratch
  * vectors, allocated once so the query path does not allocate per request
@@ -28,6 +28,7 @@ int lk__ws_new(struct lk_cnn_model *m, struct lk__ws **out, struct lk_err *err)
         free(ws);
         return rc;
     }
+    ws->model = m;
     ws->cnn_dim = lk_cnn_dim(m);
     size_t vdim = LK_EMBED_DIM_MAX + LK_COLOUR_DIM;
     ws->raw = malloc(ws->cnn_dim * sizeof *ws->raw);
@@ -72,10 +73,7 @@ void lk__decode_opts(struct lk_decode_opts *o, size_t max_bytes, uint64_t max_pi
 
 int lk__describe(struct lk__ws *ws, const struct lk_image *img, struct lk_err *err)
 {
-    int rc = lk_cnn_describe(ws->cnn, img, ws->raw, err);
-    if (rc != LK_OK)
-        return rc;
-    return lk_colour_embed(img, ws->colour, err);
+    return lk_embed_describe(ws->model, ws->cnn, img, ws->raw, ws->colour, err);
 }
 
 int lk__skip_reason(int rc)

@@ -128,8 +128,13 @@ int lk__meta_read(const char *dir, struct lk__meta *m, struct lk_err *err)
     const cJSON *im = cJSON_GetObjectItemCaseSensitive(o, "images_dir");
     const cJSON *ml = cJSON_GetObjectItemCaseSensitive(o, "model_layer");
     double ex, hi, me, fl, sa;
-    if (!num(o, "version", 1, 1e9, &v) || v != LK__META_VERSION) {
-        rc = lk_err_set(err, LK_ERR_FORMAT, "generation metadata: unknown version");
+    if (!num(o, "version", 1, 1e9, &v)) {
+        rc = lk_err_set(err, LK_ERR_FORMAT, "generation metadata: no valid version");
+    } else if (v != LK__META_VERSION) {
+        rc = lk_err_set(err, LK_ERR_FORMAT,
+                        "generation metadata version %.0f, this build reads %d: the generation was built "
+                        "by another version of lookalike; rebuild it with `lookalike index build`",
+                        v, LK__META_VERSION);
     } else if (!num(o, "generation", 1, 1e15, &gen) || !num(o, "cnn_dim", 1, LK_EMBED_DIM_MAX, &cd) ||
                !num(o, "fused_dim", 1, LK_EMBED_DIM_MAX + LK_COLOUR_DIM, &fd) ||
                !num(o, "images_per_sku", 1, LK__PER_SKU_MAX, &ps) || !cJSON_IsString(im) ||

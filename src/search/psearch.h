@@ -28,7 +28,14 @@
 #define LK__GEN_PARAMS "embed.params"
 #define LK__GEN_META "search.json"
 #define LK__GEN_REPORT "report.json"
-#define LK__META_VERSION 1
+/* Generation metadata version.  Also the version of the analysis that made
+ * the stored vectors: bump it whenever the same photo would get a different
+ * embedding (decode scale, resize, descriptor), so that a server refuses to
+ * query an old generation with vectors it can no longer reproduce.
+ *   1  colour histogram from the decoded image, decode scales 1/2^k
+ *   2  one resize to the network input feeds CNN and colour (describe.c);
+ *      decode scales M/8 */
+#define LK__META_VERSION 2
 
 /* Shortest side the decoder keeps when it shrinks a JPEG on load: above the
  * CNN input (224) so the network never sees an upsampled photo.  Used by the
@@ -70,6 +77,7 @@ struct lk__gen {
 
 /* Per-thread state: CNN runtime + scratch vectors. */
 struct lk__ws {
+    const struct lk_cnn_model *model;   /* borrowed: the engine's / build's model */
     struct lk_cnn_workspace *cnn;
     size_t cnn_dim;
     float *raw;                 /* cnn_dim */

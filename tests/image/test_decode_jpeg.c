@@ -209,9 +209,12 @@ Test(decode_jpeg, dct_scaling_shrink_on_load)
     uint8_t *buf;
     size_t len;
     gen_jpeg(&src, NULL, &buf, &len);
-    static const struct { uint32_t hint, denom, w, h; } cases[] = {
-        {0, 1, 800, 600}, {600, 1, 800, 600}, {1000, 1, 800, 600}, {301, 1, 800, 600},
-        {300, 2, 400, 300}, {150, 4, 200, 150}, {100, 4, 200, 150}, {75, 8, 100, 75}, {1, 8, 100, 75},
+    /* The smallest M/8 with ceil(600 * M / 8) >= hint, reported in lowest terms. */
+    static const struct { uint32_t hint, num, denom, w, h; } cases[] = {
+        {0, 1, 1, 800, 600},   {600, 1, 1, 800, 600}, {1000, 1, 1, 800, 600}, {526, 1, 1, 800, 600},
+        {525, 7, 8, 700, 525}, {450, 3, 4, 600, 450}, {301, 5, 8, 500, 375},  {300, 1, 2, 400, 300},
+        {224, 3, 8, 300, 225}, {150, 1, 4, 200, 150}, {100, 1, 4, 200, 150},  {75, 1, 8, 100, 75},
+        {1, 1, 8, 100, 75},
     };
     struct lk_image full;
     cr_assert_eq(decode(buf, len, NULL, &full, NULL), LK_OK);
@@ -219,6 +222,7 @@ Test(decode_jpeg, dct_scaling_shrink_on_load)
         struct lk_decode_opts o = {.min_side_hint = cases[i].hint};
         struct lk_image_info info;
         cr_assert_eq(decode(buf, len, &o, &img, &info), LK_OK);
+        cr_assert_eq(info.scale_num, cases[i].num, "hint %u: num %u", cases[i].hint, info.scale_num);
         cr_assert_eq(info.scale_denom, cases[i].denom, "hint %u: denom %u", cases[i].hint, info.scale_denom);
         cr_assert_eq(img.width, cases[i].w, "hint %u", cases[i].hint);
         cr_assert_eq(img.height, cases[i].h);
