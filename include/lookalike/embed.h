@@ -90,8 +90,8 @@ enum lk_cnn_precision {
  * (min 0.9985 / 0.9977 / 0.9968) on grocery / clothing / fashion photos,
  * 0.996 / 0.995 / 0.984 after post-processing; grocery recall@1, R@10 and
  * category accuracy within one standard error of FP32 (fused w=0.5 R@1 0.959
- * vs 0.960).  It runs the default layer in 8.6 ms of thread CPU time vs
- * 13.6 ms (1.58x) with a 5.1 MB workspace vs 11.3 MB (bench/embed;
+ * vs 0.960).  It runs the default layer in 8.2 ms of thread CPU time vs
+ * 12.7 ms (1.55x) with a 5.1 MB workspace vs 11.3 MB (bench/embed;
  * figures in models/README.md, "Int8 inference"). */
 #define LK_CNN_PRECISION_DEFAULT LK_CNN_INT8
 
@@ -175,8 +175,8 @@ void lk_cnn_workspace_free(struct lk_cnn_workspace *ws);
  * above, caller-owned, no slack needed) and write lk_cnn_dim() floats to
  * `out`.  Errors: LK_ERR_INVALID_ARG (NULL, or a non-finite input value),
  * LK_ERR_MODEL (XNNPACK runtime failure).  Cost: 221 M multiply-adds for the
- * default layer, 13 ms of CPU time on one 2.45 GHz EPYC vCPU in FP32, 8.6 ms
- * in INT8 (bench/embed). */
+ * default layer, 12.7 ms of CPU time on one 2.45 GHz EPYC vCPU in FP32, 8.2
+ * ms in INT8 (bench/embed). */
 int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, struct lk_err *err);
 
 /* Describe an 8-bit RGB image: resize the whole image to the network input
