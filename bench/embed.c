@@ -9,7 +9,10 @@
  *
  * Every figure is the median (with 90th percentile and minimum) over N
  * photos x R rounds of one call each; the ratio column compares the median
- * with the full backbone (out_relu) measured in the same run.  Build with
+ * with the full backbone (out_relu) measured in the same run, except on the
+ * int8 rows (the default layer run with LK_CNN_INT8), where it compares with
+ * the fp32 network cut at the same layer.  The whole describe is timed with
+ * both precisions.  Build with
  * -Dbuildtype=release.  On a shared machine the minimum is the best estimate
  * of the unloaded time; the load average is printed for that reason.
  */
@@ -86,6 +89,19 @@ static size_t heap_in_use(void)
     return mi.uordblks + mi.hblkhd;
 }
 
+/* decode + resize + CNN + colour + fuse, as `lookalike describe` does. */
+static void describe_once(const struct lk_cnn_model *m, struct lk_cnn_workspace *w, const unsigned char *b,
+                          size_t len, const struct lk_decode_opts *opts, const struct lk_embed_params *p, float *out,
+                          float *colour, float *fused)
+{
+    struct lk_err e = {0};
+    struct lk_image x = {0};
+    if (lk_image_decode(b, len, opts, &x, NULL, &e) || lk_embed_describe(m, w, &x, out, colour, &e) ||
+        lk_embed_fuse(p, out, colour, fused, &e))
+        die("describe", &e);
+    lk_image_free(&x);
+}
+
 static unsigned char *slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -145,10 +161,17 @@ int main(int argc, char **argv)
         bench_set_free(&s);
     }
 
-    struct lk_cnn_model *models[N_LAYERS];
+    /* models[INT8_IDX]: the default layer with int8 inference. */
+    enum { INT8_IDX = N_LAYERS };
+    struct lk_cnn_model *models[N_LAYERS + 1];
     for (size_t l = 0; l < N_LAYERS; l++)
         if (lk_cnn_load_layer(models_dir, layers[l], &models[l], &e))
             die("load", &e);
+    struct lk_cnn_options o;
+    lk_cnn_options_init(&o);
+    o.precision = LK_CNN_INT8;
+    if (lk_cnn_load_opts(models_dir, &o, &models[INT8_IDX], &e))
+        die("load int8", &e);
     struct lk_cnn_model *m = models[2];  /* the default layer */
     if (strcmp(lk_cnn_layer(m), LK_CNN_DEFAULT_LAYER) != 0)
         fprintf(stderr, "note: default layer is %s, timing %s as the describe CNN\n", LK_CNN_DEFAULT_LAYER,
@@ -166,13 +189,14 @@ int main(int argc, char **argv)
     printf("# model: %s\n# load average at start: %.2f (1 min)\n\n", models_dir, load[0]);
 
     /* Memory per workspace. */
-    struct lk_cnn_workspace *ws[N_LAYERS];
-    for (size_t l = 0; l < N_LAYERS; l++) {
+    struct lk_cnn_workspace *ws[N_LAYERS + 1];
+    for (size_t l = 0; l <= N_LAYERS; l++) {
         size_t before = heap_in_use();
         if (lk_cnn_workspace_new(models[l], &ws[l], &e))
             die("workspace", &e);
-        printf("workspace memory %-22s %6.2f MB (descriptor %zu floats)\n", layers[l],
-               (double)(heap_in_use() - before) / 1e6, lk_cnn_dim(models[l]));
+        printf("workspace memory %-22s %s %6.2f MB (descriptor %zu floats)\n", lk_cnn_layer(models[l]),
+               lk_cnn_precision_name(lk_cnn_precision(models[l])), (double)(heap_in_use() - before) / 1e6,
+               lk_cnn_dim(models[l]));
     }
     printf("\n| %-44s | %8s | %8s | %8s | %5s | %6s |\n|%s|----------|----------|----------|-------|--------|\n",
            "stage (ms per image)", "median", "p90", "min", "n", "ratio", "----------------------------------------------");
@@ -230,15 +254,15 @@ int main(int argc, char **argv)
      * full backbone (out_relu) is the baseline of the ratio column.  Also
      * thread CPU time, which excludes time spent waiting for a core. */
     {
-        double *wall[N_LAYERS], *cpu[N_LAYERS];
-        for (size_t l = 0; l < N_LAYERS; l++)
+        double *wall[N_LAYERS + 1], *cpu[N_LAYERS + 1];
+        for (size_t l = 0; l <= N_LAYERS; l++)
             wall[l] = malloc(total * sizeof(double)), cpu[l] = malloc(total * sizeof(double));
         size_t k = 0;
         for (size_t r = 0; r < rounds; r++)
             for (size_t i = 0; i < nf; i++, k++) {
                 if (lk_image_to_float(&small[i], LK_LAYOUT_HWC, mean, scale, in, &e))
                     die("to_float", &e);
-                for (size_t l = 0; l < N_LAYERS; l++) {
+                for (size_t l = 0; l <= N_LAYERS; l++) {
                     double c0 = cpu_ms(), t0 = bench_now_ms();
                     if (lk_cnn_forward(ws[l], in, out, &e))
                         die("forward", &e);
@@ -246,30 +270,42 @@ int main(int argc, char **argv)
                     cpu[l][k] = cpu_ms() - c0;
                 }
             }
-        qsort(wall[N_LAYERS - 1], total, sizeof(double), cmp_double);
-        qsort(cpu[N_LAYERS - 1], total, sizeof(double), cmp_double);
-        double full = wall[N_LAYERS - 1][total / 2], full_cpu = cpu[N_LAYERS - 1][total / 2];
-        for (size_t l = 0; l < N_LAYERS; l++) {
-            char label[96];
-            snprintf(label, sizeof label, "CNN to %s (%zu-d), wall", layers[l], lk_cnn_dim(models[l]));
-            report(label, wall[l], total, full);
-            snprintf(label, sizeof label, "CNN to %s (%zu-d), thread CPU", layers[l], lk_cnn_dim(models[l]));
-            report(label, cpu[l], total, full_cpu);
-            free(wall[l]), free(cpu[l]);
+        for (size_t l = 0; l <= N_LAYERS; l++) {
+            qsort(wall[l], total, sizeof(double), cmp_double);
+            qsort(cpu[l], total, sizeof(double), cmp_double);
         }
+        double full = wall[N_LAYERS - 1][total / 2], full_cpu = cpu[N_LAYERS - 1][total / 2];
+        double dflt = wall[2][total / 2], dflt_cpu = cpu[2][total / 2];
+        for (size_t l = 0; l <= N_LAYERS; l++) {
+            char label[96];
+            const char *prec = l == INT8_IDX ? " int8" : "";
+            snprintf(label, sizeof label, "CNN to %s (%zu-d)%s, wall", lk_cnn_layer(models[l]), lk_cnn_dim(models[l]),
+                     prec);
+            report(label, wall[l], total, l == INT8_IDX ? dflt : full);
+            snprintf(label, sizeof label, "CNN to %s (%zu-d)%s, thread CPU", lk_cnn_layer(models[l]),
+                     lk_cnn_dim(models[l]), prec);
+            report(label, cpu[l], total, l == INT8_IDX ? dflt_cpu : full_cpu);
+        }
+        printf("\nint8 vs fp32 at %s (medians): wall %.2fx faster, thread CPU %.2fx faster\n\n",
+               lk_cnn_layer(models[2]), dflt / wall[INT8_IDX][total / 2], dflt_cpu / cpu[INT8_IDX][total / 2]);
+        if (js) {
+            bench_json_begin(js, &sinfo, "embed", "int8_speedup");
+            fprintf(js, ",\"wall\":%.4f,\"thread_cpu\":%.4f", dflt / wall[INT8_IDX][total / 2],
+                    dflt_cpu / cpu[INT8_IDX][total / 2]);
+            bench_json_end(js);
+        }
+        for (size_t l = 0; l <= N_LAYERS; l++)
+            free(wall[l]), free(cpu[l]);
     }
     struct lk_embed_params *p = NULL;
     if (lk_embed_params_identity(lk_cnn_dim(m), LK_EMBED_W_DEFAULT, &p, &e))
         die("params", &e);
     float *fused = malloc(lk_embed_fused_dim(p) * sizeof *fused);
-    struct lk_cnn_workspace *dws = ws[2];
-    TIME_LOOP("whole describe (decode+resize+CNN+colour+fuse)", 0, {
-        struct lk_image x = {0};
-        if (lk_image_decode(bytes[i], lens[i], &opts, &x, NULL, &e) ||
-            lk_embed_describe(models[2], dws, &x, out, colour, &e) || lk_embed_fuse(p, out, colour, fused, &e))
-            die("describe", &e);
-        lk_image_free(&x);
-    });
+    struct lk_cnn_workspace *dws = ws[2], *qws = ws[INT8_IDX];
+    TIME_LOOP("whole describe (decode+resize+CNN+colour+fuse)", 0,
+              describe_once(models[2], dws, bytes[i], lens[i], &opts, p, out, colour, fused));
+    TIME_LOOP("whole describe, CNN int8", 0,
+              describe_once(models[INT8_IDX], qws, bytes[i], lens[i], &opts, p, out, colour, fused));
 
     /* A 1-megapixel JPEG (1280x800) made from the first photo. */
     struct lk_image big = {0};
@@ -303,13 +339,10 @@ int main(int argc, char **argv)
         if (lk_image_decode(bjpg, blen, &opts, &x, NULL, &e)) die("decode", &e);
         lk_image_free(&x);
     });
-    TIME_LOOP("1MP whole describe (decode+resize+CNN+colour+fuse)", 0, {
-        struct lk_image x = {0};
-        if (lk_image_decode(bjpg, blen, &opts, &x, NULL, &e) ||
-            lk_embed_describe(models[2], dws, &x, out, colour, &e) || lk_embed_fuse(p, out, colour, fused, &e))
-            die("describe", &e);
-        lk_image_free(&x);
-    });
+    TIME_LOOP("1MP whole describe (decode+resize+CNN+colour+fuse)", 0,
+              describe_once(models[2], dws, bjpg, blen, &opts, p, out, colour, fused));
+    TIME_LOOP("1MP whole describe, CNN int8", 0,
+              describe_once(models[INT8_IDX], qws, bjpg, blen, &opts, p, out, colour, fused));
     nf = keep_nf;
     free(bjpg);
     free(fused);
@@ -321,7 +354,7 @@ int main(int argc, char **argv)
         lk_image_free(&small[i]);
     }
     free(bytes), free(lens), free(imgs), free(small), free(files), free(t), free(in);
-    for (size_t l = 0; l < N_LAYERS; l++) {
+    for (size_t l = 0; l <= N_LAYERS; l++) {
         lk_cnn_workspace_free(ws[l]);
         lk_cnn_free(models[l]);
     }

@@ -4,6 +4,7 @@
  * layer, the preprocessing and the default fusion weight w.
  *
  *   embed_quality [--data DIR] [--models DIR] [--cache DIR] [--threads N]
+ *                 [--set NAME] [--precision fp32|int8]
  *
  * DIR defaults to /work/shared/data/products (grocery/, clothing-photos/,
  * fashion-small/, each with labels.csv).  For every photo it computes the
@@ -23,6 +24,14 @@
  * (unsupervised, as a catalog learns it from itself); "pcaN" adds
  * PCA-whitening to N dims.  Fused rows sweep w over 0..1 (w=0 is colour only,
  * w=1 CNN "post" only).
+ *
+ * --precision int8 runs the default layer (squash) with the int8 network
+ * (lk_cnn_load_opts(), LK_CNN_INT8; cache names get an "/int8" suffix; the
+ * layer and preprocessing were chosen with fp32, so they are not swept) and
+ * also prints, per set, the cosine between the int8 and fp32 descriptors of
+ * the default layer for every photo: after global average pooling ("raw")
+ * and after post-processing ("post": each precision with the params learned
+ * from its own descriptors, as an index built with it would).
  */
 #include <math.h>
 #include <pthread.h>
@@ -47,6 +56,10 @@ static const char *const layers[] = {
 };
 #define N_LAYERS (sizeof layers / sizeof layers[0])
 #define DEFAULT_LAYER_IDX 2
+/* models[REF_IDX]: the fp32 default layer, loaded only with --precision int8. */
+#define REF_IDX N_LAYERS
+
+static enum lk_cnn_precision precision = LK_CNN_FP32;
 
 enum prep { PREP_SQUASH, PREP_CROP, PREP_LETTERBOX };
 static const char *const prep_names[] = {"squash", "crop", "letterbox"};
@@ -73,10 +86,10 @@ struct job {
 static void *worker(void *arg)
 {
     struct job *j = arg;
-    struct lk_cnn_workspace *ws[N_LAYERS] = {0};
+    struct lk_cnn_workspace *ws[N_LAYERS + 1] = {0};
     struct lk_err e = {0};
-    for (size_t l = 0; l < N_LAYERS; l++)
-        if (lk_cnn_workspace_new(j->models[l], &ws[l], &e)) {
+    for (size_t l = 0; l <= N_LAYERS; l++)
+        if (j->models[l] && lk_cnn_workspace_new(j->models[l], &ws[l], &e)) {
             fprintf(stderr, "workspace: %s\n", e.msg);
             exit(1);
         }
@@ -129,7 +142,7 @@ static void *worker(void *arg)
             fprintf(stderr, "  %s: %zu/%zu\n", j->set->name, i, j->set->n);
     }
     free(in);
-    for (size_t l = 0; l < N_LAYERS; l++)
+    for (size_t l = 0; l <= N_LAYERS; l++)
         lk_cnn_workspace_free(ws[l]);
     return NULL;
 }
@@ -302,6 +315,48 @@ static void row(const char *label, size_t dim, struct metrics m, bool product)
         printf("| %-46s | %5zu | %6.3f |\n", label, dim, m.cat1);
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Cosine between the rows of x and y (n x d, rows with ok set), sorted. */
+static size_t row_cosines(const float *x, const float *y, const unsigned char *ok, size_t n, size_t d, double *cos)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!ok[i])
+            continue;
+        double xy = 0, xx = 0, yy = 0;
+        for (size_t k = 0; k < d; k++) {
+            xy += (double)x[i * d + k] * y[i * d + k];
+            xx += (double)x[i * d + k] * x[i * d + k];
+            yy += (double)y[i * d + k] * y[i * d + k];
+        }
+        cos[m++] = xx > 0 && yy > 0 ? xy / sqrt(xx * yy) : (xx == yy ? 1.0 : 0.0);
+    }
+    qsort(cos, m, sizeof *cos, cmp_double);
+    return m;
+}
+
+/* Agreement of the int8 descriptors `a` with the fp32 reference `r`. */
+static void print_agreement(const struct combo *a, const struct combo *r, const unsigned char *ok, size_t n)
+{
+    double *cos = malloc((n ? n : 1) * sizeof *cos);
+    size_t d1, d2, m = row_cosines(a->data, r->data, ok, n, a->dim, cos);
+    printf("int8 vs fp32, %s, cosine per photo (%zu photos):\n", r->name, m);
+    if (m)
+        printf("  raw (after global average pooling): median %.5f  p1 %.5f  min %.5f\n", cos[m / 2],
+               cos[m / 100], cos[0]);
+    float *pa = process(a->data, ok, n, a->dim, 1, 0, &d1), *pr = process(r->data, ok, n, r->dim, 1, 0, &d2);
+    m = row_cosines(pa, pr, ok, n, d1, cos);
+    if (m)
+        printf("  post (ssqrt, L2, minus mean, L2):   median %.5f  p1 %.5f  min %.5f\n\n", cos[m / 2],
+               cos[m / 100], cos[0]);
+    free(pa), free(pr), free(cos);
+}
+
 static void run_set(const char *data, const char *name, struct lk_cnn_model **models, const char *cache_dir,
                     int nthreads, bool product, bool all_layers, double sum[2][N_W])
 {
@@ -311,20 +366,31 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
     if (bench_set_load(dir, name, &s))
         return;
     size_t n = s.n;
-    struct combo cb[2 + N_LAYERS + 2];
-    size_t nc = 0;
+    struct combo cb[2 + N_LAYERS + 2 + 1];
+    size_t nc = 0, default_c = 0;
+    const char *suffix = precision == LK_CNN_INT8 ? "/int8" : "";
     cb[nc++] = (struct combo){.name = "colour", .layer = -1, .dim = LK_COLOUR_DIM};
     for (size_t l = 0; l < N_LAYERS; l++) {
         if (!all_layers && l != DEFAULT_LAYER_IDX)
             continue;
+        if (l == DEFAULT_LAYER_IDX)
+            default_c = nc;
         cb[nc] = (struct combo){.layer = (int)l, .prep = PREP_SQUASH, .dim = lk_cnn_dim(models[l])};
-        snprintf(cb[nc].name, sizeof cb[nc].name, "%s/%s", layers[l], prep_names[PREP_SQUASH]);
+        snprintf(cb[nc].name, sizeof cb[nc].name, "%s/%s%s", layers[l], prep_names[PREP_SQUASH], suffix);
         nc++;
     }
     for (int pr = PREP_CROP; all_layers && pr <= PREP_LETTERBOX; pr++) {
         cb[nc] = (struct combo){.layer = DEFAULT_LAYER_IDX, .prep = (enum prep)pr,
                                 .dim = lk_cnn_dim(models[DEFAULT_LAYER_IDX])};
-        snprintf(cb[nc].name, sizeof cb[nc].name, "%s/%s", layers[DEFAULT_LAYER_IDX], prep_names[pr]);
+        snprintf(cb[nc].name, sizeof cb[nc].name, "%s/%s%s", layers[DEFAULT_LAYER_IDX], prep_names[pr], suffix);
+        nc++;
+    }
+    /* The fp32 reference of the default layer (same cache file as an fp32
+     * run), last so the evaluation loop below can leave it out. */
+    size_t n_eval = nc;
+    if (models[REF_IDX]) {
+        cb[nc] = (struct combo){.layer = REF_IDX, .prep = PREP_SQUASH, .dim = lk_cnn_dim(models[REF_IDX])};
+        snprintf(cb[nc].name, sizeof cb[nc].name, "%s/%s", layers[DEFAULT_LAYER_IDX], prep_names[PREP_SQUASH]);
         nc++;
     }
     for (size_t c = 0; c < nc; c++)
@@ -363,8 +429,10 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
     for (size_t i = 0; i < n; i++)
         valid += ok[i];
 
-    printf("\n### %s: %zu photos (%zu decoded), %d products, %d categories\n\n", name, n, valid, s.n_products,
-           s.n_categories);
+    printf("\n### %s: %zu photos (%zu decoded), %d products, %d categories, CNN %s\n\n", name, n, valid,
+           s.n_products, s.n_categories, lk_cnn_precision_name(precision));
+    if (n_eval < nc)
+        print_agreement(&cb[default_c], &cb[n_eval], ok, n);
     if (product)
         printf("| %-46s | %5s | %6s | %6s | %6s |\n|%s|-------|--------|--------|--------|\n", "embedding", "dim",
                "R@1", "R@10", "cat1NN", "------------------------------------------------");
@@ -383,7 +451,7 @@ static void run_set(const char *data, const char *name, struct lk_cnn_model **mo
     /* Per layer and preprocessing: raw cosine, post-processed, fused sweep. */
     float best_w_r1 = -1, best_w = 0;
     char best_label[128] = "";
-    for (size_t c = 1; c < nc; c++) {
+    for (size_t c = 1; c < n_eval; c++) {
         size_t d;
         char label[160];
         float *raw = process(cb[c].data, ok, n, cb[c].dim, 0, 0, &d);
@@ -462,21 +530,36 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--cache") && i + 1 < argc) cache = argv[++i];
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) nthreads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--set") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--precision") && i + 1 < argc && !lk_cnn_precision_parse(argv[i + 1], &precision, NULL)) i++;
         else {
-            fprintf(stderr, "usage: embed_quality [--data DIR] [--models DIR] [--cache DIR] [--threads N] [--set NAME]\n");
+            fprintf(stderr, "usage: embed_quality [--data DIR] [--models DIR] [--cache DIR] [--threads N] [--set NAME] "
+                            "[--precision fp32|int8]\n");
             return 2;
         }
     }
     if (nthreads < 1 || nthreads > 16)
         nthreads = 1;
     mkdir(cache, 0755);
-    struct lk_cnn_model *models[N_LAYERS];
+    struct lk_cnn_model *models[N_LAYERS + 1] = {0};
     struct lk_err e = {0};
-    for (size_t l = 0; l < N_LAYERS; l++)
-        if (lk_cnn_load_layer(models_dir, layers[l], &models[l], &e)) {
+    struct lk_cnn_options o;
+    lk_cnn_options_init(&o);
+    o.precision = precision;
+    for (size_t l = 0; l < N_LAYERS; l++) {
+        if (precision != LK_CNN_FP32 && l != DEFAULT_LAYER_IDX) {
+            models[l] = NULL;  /* int8: the default layer only */
+            continue;
+        }
+        o.output_layer = layers[l];
+        if (lk_cnn_load_opts(models_dir, &o, &models[l], &e)) {
             fprintf(stderr, "load %s: %s\n", layers[l], e.msg);
             return 1;
         }
+    }
+    if (precision != LK_CNN_FP32 && lk_cnn_load_layer(models_dir, layers[DEFAULT_LAYER_IDX], &models[REF_IDX], &e)) {
+        fprintf(stderr, "load fp32 reference: %s\n", e.msg);
+        return 1;
+    }
     printf("# embed_quality: leave-one-out retrieval by inner product\n");
     bench_print_env();
     /* fashion-small (5,911 catalog thumbnails of 60x80 px, upsampled to 224)
@@ -486,7 +569,8 @@ int main(int argc, char **argv)
         {"grocery", true, true}, {"clothing-photos", false, true}, {"fashion-small", false, false}};
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++)
         if (!only || !strcmp(only, sets[i].name)) {
-            run_set(data, sets[i].name, models, cache, nthreads, sets[i].product, sets[i].all_layers, summary[i]);
+            run_set(data, sets[i].name, models, cache, nthreads, sets[i].product,
+                    sets[i].all_layers && precision == LK_CNN_FP32, summary[i]);
             summary_sets |= 1 << i;
         }
     /* The fusion weight: each set's score divided by its best over w, then
@@ -534,7 +618,7 @@ int main(int argc, char **argv)
         printf("\nbest mean relative score among w that beat both parts by >= %.3f: w = %.1f (%.3f)\n", BEAT_MARGIN,
                best_k / 10.0, best_mean);
     }
-    for (size_t l = 0; l < N_LAYERS; l++)
+    for (size_t l = 0; l <= N_LAYERS; l++)
         lk_cnn_free(models[l]);
     return 0;
 }

@@ -32,10 +32,12 @@
  * struct lk_cnn_workspace (XNNPACK runtime + buffers); a workspace must not be
  * used by two threads at once.  Workspaces keep the model alive (reference
  * count), so lk_cnn_free() may be called before the last workspace is freed.
+ * The same holds for both precisions (enum lk_cnn_precision).
  * Memory: the model holds the folded float weights (2.4 MB for the default
- * layer); each workspace holds its own XNNPACK runtime (packed weights +
- * activation arena: 11.3 MB for the default layer, 17.8 MB for the full
- * backbone, as measured by bench/embed) plus 0.6 MB of buffers.  This
+ * layer; an int8 model a quarter of that); each workspace holds its own
+ * XNNPACK runtime (packed weights + activation arena: 11.3 MB for the
+ * default layer, 17.8 MB for the full backbone, 5.1 MB for the default layer
+ * in int8, as measured by bench/embed) plus 0.6 MB of buffers.  This
  * XNNPACK version (2022-02) cannot share packed weights between runtimes.
  */
 #ifndef LOOKALIKE_EMBED_H
@@ -62,13 +64,65 @@ struct lk_image;
 struct lk_cnn_model;
 struct lk_cnn_workspace;
 
+/* Arithmetic the network runs in.
+ *   LK_CNN_FP32  float32 XNNPACK operators: the reference (matches
+ *                TensorFlow.js to 1e-4, tests/embed/test_cnn.c).
+ *   LK_CNN_INT8  XNNPACK's signed 8-bit operators (qs8 activations, qc8
+ *                per-channel weights, int32 biases), the integer-only scheme
+ *                of Jacob et al. (CVPR 2018) as specified by TensorFlow Lite:
+ *                weights quantised per output channel (symmetric) at load
+ *                after BatchNorm folding; activations per tensor (affine),
+ *                ReLU6 outputs on [0, 6], the other tensors on ranges from
+ *                the model's calibration file.  Input and output stay float
+ *                (converted inside the graph), and the global average pool
+ *                runs in float, so the API is unchanged.  Accuracy vs FP32
+ *                and speed: see LK_CNN_PRECISION_DEFAULT and models/README.md.
+ * Descriptors of different precisions are close but not equal: compare
+ * only descriptors made with the same precision (an index records it, see
+ * lk_embed_params_set_cnn_precision()). */
+enum lk_cnn_precision {
+    LK_CNN_FP32 = 0,
+    LK_CNN_INT8 = 1,
+};
+
+/* Precision lk_cnn_options_init() selects.  INT8 passed the accuracy bar:
+ * cosine to the FP32 descriptor per photo, median 0.9997 / 0.9996 / 0.9991
+ * (min 0.9985 / 0.9977 / 0.9968) on grocery / clothing / fashion photos,
+ * 0.996 / 0.995 / 0.984 after post-processing; grocery recall@1, R@10 and
+ * category accuracy within one standard error of FP32 (fused w=0.5 R@1 0.959
+ * vs 0.960).  It runs the default layer in 8.2 ms of thread CPU time vs
+ * 12.7 ms (1.55x) with a 5.1 MB workspace vs 11.3 MB (bench/embed;
+ * figures in models/README.md, "Int8 inference"). */
+#define LK_CNN_PRECISION_DEFAULT LK_CNN_INT8
+
+/* File in the model directory holding the int8 activation ranges
+ * (made by models/gen_calibration.sh, committed). */
+#define LK_CNN_CALIBRATION_FILE "calibration.json"
+
+struct lk_cnn_options {
+    const char *output_layer;           /* Keras layer name; NULL = LK_CNN_DEFAULT_LAYER */
+    enum lk_cnn_precision precision;    /* LK_CNN_FP32 or LK_CNN_INT8 */
+    const char *calibration_path;       /* INT8 only; NULL = <model_dir>/LK_CNN_CALIBRATION_FILE */
+};
+
+/* Defaults: default layer, LK_CNN_PRECISION_DEFAULT, calibration file in the
+ * model directory. */
+void lk_cnn_options_init(struct lk_cnn_options *o);
+
+/* "fp32" / "int8" (a static string; "?" for an unknown value). */
+const char *lk_cnn_precision_name(enum lk_cnn_precision p);
+
+/* Parse "fp32" or "int8".  Errors: LK_ERR_INVALID_ARG. */
+int lk_cnn_precision_parse(const char *s, enum lk_cnn_precision *out, struct lk_err *err);
+
 /* Load the TF.js layers model in directory `model_dir` (model.json + weight
- * shards), cut at LK_CNN_DEFAULT_LAYER.  Same as lk_cnn_load_layer(model_dir,
+ * shards), cut at LK_CNN_DEFAULT_LAYER, in FP32 (the reference precision;
+ * lk_cnn_load_opts() chooses another).  Same as lk_cnn_load_layer(model_dir,
  * NULL, out, err). */
 int lk_cnn_load(const char *model_dir, struct lk_cnn_model **out, struct lk_err *err);
 
-/* Load the model cut at `output_layer` (a Keras layer name; NULL = default)
- * and store a new model in *out (free with lk_cnn_free()).
+/* Load the model cut at `output_layer` (a Keras layer name; NULL = default),
+ * FP32, and store a new model in *out (free with lk_cnn_free()).
  * Every size, shape, offset and dtype is checked against the files; weights
  * are dequantised in double and BatchNormalization folded into the preceding
  * convolution (w' = w*gamma/sqrt(var+eps), b' = (b-mean)*gamma/sqrt(var+eps)+beta).
@@ -78,6 +132,22 @@ int lk_cnn_load(const char *model_dir, struct lk_cnn_model **out, struct lk_err 
  * initialisation failure), LK_ERR_NOMEM. */
 int lk_cnn_load_layer(const char *model_dir, const char *output_layer, struct lk_cnn_model **out,
                       struct lk_err *err);
+
+/* Load with options (NULL = lk_cnn_options_init() defaults): layer as in
+ * lk_cnn_load_layer(), precision as in enum lk_cnn_precision.
+ * With LK_CNN_INT8 the calibration file is required and validated: a
+ * missing, corrupt or mismatched file is an error, never a silent fallback
+ * to FP32 (an index must not mix precisions).  Errors: as
+ * lk_cnn_load_layer(), plus LK_ERR_INVALID_ARG (unknown precision), LK_ERR_IO
+ * (calibration file missing or unreadable), LK_ERR_PARSE (calibration file
+ * not JSON, wrong format/version, a range that is not finite [min <= max]),
+ * LK_ERR_MODEL (calibration made for another model, or lacking a range the
+ * int8 graph needs). */
+int lk_cnn_load_opts(const char *model_dir, const struct lk_cnn_options *opts, struct lk_cnn_model **out,
+                     struct lk_err *err);
+
+/* Precision the model runs in. */
+enum lk_cnn_precision lk_cnn_precision(const struct lk_cnn_model *m);
 
 /* Release the caller's reference; the memory goes when the last workspace
  * created from it is freed too.  NULL is a no-op. */
@@ -105,7 +175,8 @@ void lk_cnn_workspace_free(struct lk_cnn_workspace *ws);
  * above, caller-owned, no slack needed) and write lk_cnn_dim() floats to
  * `out`.  Errors: LK_ERR_INVALID_ARG (NULL, or a non-finite input value),
  * LK_ERR_MODEL (XNNPACK runtime failure).  Cost: 221 M multiply-adds for the
- * default layer, 13 ms of CPU time on one 2.45 GHz EPYC vCPU (bench/embed). */
+ * default layer, 12.7 ms of CPU time on one 2.45 GHz EPYC vCPU in FP32, 8.2
+ * ms in INT8 (bench/embed). */
 int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, struct lk_err *err);
 
 /* Describe an 8-bit RGB image: resize the whole image to the network input
@@ -116,6 +187,36 @@ int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, 
  * 0.973), so the cheapest, crop-free one is used.  `img` is not modified.
  * Errors: as lk_cnn_forward() plus those of lk_image_resize(). */
 int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, float *out, struct lk_err *err);
+
+/* ==== Int8 calibration ====
+ *
+ * Records, for every tensor the int8 graph quantises on a calibrated range,
+ * the min and max it takes when the FP32 network runs on calibration images
+ * (post-training quantisation, Jacob et al. 2018 section 3 / TFLite's
+ * "representative dataset").  models/gen_calibration.sh runs this over the
+ * Tux Paint stamp photos (Debian tuxpaint-stamps-default) to make the
+ * committed models/mobilenet_v2/calibration.json.  Ranges are recorded for
+ * the whole network the model was cut at, so calibrate a model loaded at
+ * the deepest layer that will be used (e.g. "out_relu").
+ * Thread-safety: one calibrator per thread; the model may be shared. */
+struct lk_cnn_calibrator;
+
+/* Calibrator for FP32 model `m` (takes a reference on it).  Errors:
+ * LK_ERR_INVALID_ARG (NULL, or `m` is not FP32), LK_ERR_NOMEM, LK_ERR_MODEL. */
+int lk_cnn_calibrator_new(struct lk_cnn_model *m, struct lk_cnn_calibrator **out, struct lk_err *err);
+
+/* Run one image (as lk_cnn_describe(): resized to the network input) and
+ * widen the recorded ranges.  Errors: as lk_cnn_describe(). */
+int lk_cnn_calibrator_add(struct lk_cnn_calibrator *c, const struct lk_image *img, struct lk_err *err);
+
+/* Write the calibration file (JSON) to `path`; `source` is a free-text note
+ * of where the images came from.  Errors: LK_ERR_EMPTY (no image added),
+ * LK_ERR_IO, LK_ERR_NOMEM. */
+int lk_cnn_calibrator_save(const struct lk_cnn_calibrator *c, const char *source, const char *path,
+                           struct lk_err *err);
+
+/* NULL is a no-op. */
+void lk_cnn_calibrator_free(struct lk_cnn_calibrator *c);
 
 /* ==== Whole-photo analysis (src/embed/describe.c) ====
  *
@@ -203,13 +304,15 @@ int lk_embed_params_learn(const float *cnn_descs, size_t n, size_t dim, size_t p
 void lk_embed_params_free(struct lk_embed_params *p);
 
 /* Save to `path` atomically (temp file, fsync, rename, fsync directory).
- * Format (little-endian): "LKEMBED\0", u32 version (1), u32 cnn_dim,
- * u32 out_dim, u32 colour_dim, u32 flags (bit 0: PCA), f32 w,
+ * Format (little-endian): "LKEMBED\0", u32 version (2), u32 cnn_dim,
+ * u32 out_dim, u32 colour_dim, u32 flags (bit 0: PCA; bit 1: descriptors
+ * from the LK_CNN_INT8 network, version 2 only), f32 w,
  * f32 mean[cnn_dim], f32 proj[out_dim*cnn_dim] if PCA, u32 CRC-32 (IEEE
  * 802.3) of all preceding bytes.  Errors: LK_ERR_INVALID_ARG, LK_ERR_IO. */
 int lk_embed_params_save(const struct lk_embed_params *p, const char *path, struct lk_err *err);
 
-/* Load params saved by lk_embed_params_save().  Errors: LK_ERR_IO (cannot
+/* Load params saved by lk_embed_params_save() (version 1 files, from before
+ * the int8 option, load with CNN precision LK_CNN_FP32).  Errors: LK_ERR_IO (cannot
  * open/read), LK_ERR_FORMAT (bad magic, unknown version, colour_dim differs
  * from this build's LK_COLOUR_DIM), LK_ERR_TRUNCATED (file too short),
  * LK_ERR_CORRUPT (sizes inconsistent, trailing bytes, non-finite values),
@@ -226,6 +329,15 @@ size_t lk_embed_fused_dim(const struct lk_embed_params *p);
 float lk_embed_w(const struct lk_embed_params *p);
 /* Change w (0..1).  Errors: LK_ERR_INVALID_ARG. */
 int lk_embed_params_set_w(struct lk_embed_params *p, float w, struct lk_err *err);
+
+/* Precision of the CNN whose descriptors the params were learned from and
+ * must post-process (saved with the params, so an index records it): set
+ * it to lk_cnn_precision(model) after learn/identity (which default to
+ * LK_CNN_FP32), and load the query-time model with the precision
+ * lk_embed_cnn_precision() returns.  Errors: LK_ERR_INVALID_ARG. */
+int lk_embed_params_set_cnn_precision(struct lk_embed_params *p, enum lk_cnn_precision precision,
+                                      struct lk_err *err);
+enum lk_cnn_precision lk_embed_cnn_precision(const struct lk_embed_params *p);
 
 /* Post-process one raw CNN descriptor (lk_embed_cnn_dim() floats) into `out`
  * (lk_embed_cnn_out_dim() floats, unit L2 norm, or all zeros if the centred

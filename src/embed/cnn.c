@@ -52,6 +52,15 @@
  * workspace.  The weights passed as static data must outlive the runtimes,
  * hence the model's reference count (one per workspace).
  *
+ * Precision: an FP32 model builds the float graph above; an INT8 model
+ * (lk_cnn_load_opts(), LK_CNN_INT8) quantises the folded weights per output
+ * channel at load (quantize.c) with activation ranges from the model's
+ * calibration file, frees the float weights, and builds the same plan on
+ * XNNPACK's qs8/qc8 operators (build_subgraph_int8): float in, convert to
+ * int8, int8 operators, convert back, float global average pooling.  The
+ * calibrator (lk_cnn_calibrator_*) runs the FP32 plan with every tensor
+ * exposed to record the ranges.
+ *
  * XNNPACK may read up to XNN_EXTRA_BYTES past the end of an input tensor, so
  * the workspace copies the caller's input into its own padded buffer (150k
  * floats, ~30 us; the same loop rejects NaN/Inf).
@@ -72,6 +81,7 @@
 
 #include "lookalike/embed.h"
 #include "lookalike/image.h"
+#include "pembed.h"
 
 /* ==== Limits ==== */
 
@@ -102,6 +112,8 @@ struct plan_op {
     uint32_t cin, dm;               /* input channels, depth multiplier */
     float out_min, out_max;
     size_t filter, bias;            /* float offsets into model->weights */
+    size_t qfilter, qbias, qscale;  /* int8: offsets into model->qw, ->qb, ->qs (C filter scales, then C bias scales) */
+    char name[LK_CNN_LAYER_NAME_MAX + 1]; /* Keras layer whose output this is (calibration key) */
 };
 
 struct lk_cnn_model {
@@ -112,8 +124,16 @@ struct lk_cnn_model {
     size_t dim;
     struct plan_op *ops;
     size_t n_ops;
-    float *weights;                 /* folded, XNNPACK layout; static data of every runtime */
+    float *weights;                 /* folded, XNNPACK layout; static data of every runtime (FP32) */
     size_t n_weights;
+    uint64_t model_id;              /* FNV-1a 64 of model.json and the shards (calibration key) */
+    enum lk_cnn_precision precision;
+    /* INT8 only (static data of every int8 runtime, like `weights`): */
+    int8_t *qw;                     /* per-channel int8 filters, XNNPACK layout */
+    int32_t *qb;                    /* int32 biases */
+    float *qs;                      /* per-channel filter and bias scales */
+    float *vscale;                  /* per plan value: activation scale ... */
+    int32_t *vzp;                   /* ... and zero point */
 };
 
 struct lk_cnn_workspace {
@@ -227,7 +247,18 @@ struct manifest {
     size_t n;
     uint8_t **blobs;                /* one concatenated buffer per group */
     size_t n_blobs;
+    uint64_t hash;                  /* FNV-1a 64 over the blobs, continued from model.json's */
 };
+
+/* FNV-1a 64-bit (Fowler/Noll/Vo): identifies the model a calibration file
+ * belongs to.  Not cryptographic; a mismatch guard, not a defence. */
+static uint64_t fnv1a64(uint64_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+#define FNV1A64_INIT 0xcbf29ce484222325ull
 
 static void manifest_free(struct manifest *mf)
 {
@@ -373,6 +404,7 @@ static int load_manifest(const char *dir, const cJSON *jm, struct manifest *mf, 
         if (have != group_bytes)
             return lk_err_set(err, LK_ERR_MODEL, "weight shards hold %zu bytes, the manifest needs %zu (truncated?)",
                               have, group_bytes);
+        mf->hash = fnv1a64(mf->hash, blob, group_bytes);
         size_t off = 0;
         for (size_t i = first; i < mf->n; i++) {
             mf->w[i].data = blob + off;
@@ -469,6 +501,7 @@ struct knode {
     float out_min, out_max;
     double *kernel, *bias;          /* Keras layout, folded in place */
     uint32_t value;                 /* plan value id once emitted */
+    const char *out_name;           /* last fused layer whose output this node produces */
 };
 
 struct graph {
@@ -874,6 +907,12 @@ static int build_graph(struct graph *g, int out_idx, const struct manifest *mf, 
     }
     if (n_inputs != 1)
         return lk_err_set(err, LK_ERR_MODEL, "the output layer does not depend on an InputLayer");
+    /* Name each producing node after the last layer fused into it (e.g. the
+     * convolution block_1_project yields block_1_project_BN): the Keras name
+     * of the tensor, the key of its calibrated range. */
+    for (int i = 0; i <= out_idx; i++)
+        if (g->n[i].needed)
+            g->n[resolve(g, i)].out_name = g->n[i].name;
     return LK_OK;
 }
 
@@ -910,6 +949,7 @@ static int emit_plan(struct graph *g, int out_idx, struct lk_cnn_model *m, struc
         op->h = k->h, op->w = k->w, op->c = k->c;
         op->out_min = k->out_min, op->out_max = k->out_max;
         op->pad_t = k->pad_t, op->pad_r = k->pad_r, op->pad_b = k->pad_b, op->pad_l = k->pad_l;
+        snprintf(op->name, sizeof op->name, "%s", k->out_name ? k->out_name : k->name);
         switch (k->kind) {
         case K_CONV:
         case K_DWCONV: {
@@ -959,17 +999,23 @@ static int emit_plan(struct graph *g, int out_idx, struct lk_cnn_model *m, struc
         }                                                                                                  \
     } while (0)
 
-/* Build a fresh subgraph for `m`: external value 0 = input [1,H,W,3],
- * external value 1 = pooled output [1,1,1,C].  Static tensors point into
- * m->weights (which therefore must outlive any runtime made from it). */
-static int build_subgraph(const struct lk_cnn_model *m, xnn_subgraph_t *out, struct lk_err *err)
+static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out, struct lk_err *err);
+
+/* Build a fresh FP32 subgraph for `m`: external value 0 = input [1,H,W,3],
+ * external value 1 = pooled output [1,1,1,C]; with `expose`, also external
+ * value 2+i = the output of plan op i (for calibration).  Static tensors
+ * point into m->weights (which therefore must outlive any runtime made from
+ * it).  An INT8 model gets build_subgraph_int8(). */
+static int build_subgraph(const struct lk_cnn_model *m, bool expose, xnn_subgraph_t *out, struct lk_err *err)
 {
+    if (m->precision == LK_CNN_INT8)
+        return build_subgraph_int8(m, out, err);
     int rc = LK_OK;
     xnn_subgraph_t sg = NULL;
     uint32_t *vid = malloc((m->n_ops + 1) * sizeof *vid);
     if (!vid)
         return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
-    XNN_TRY(xnn_create_subgraph(2, 0, &sg), "subgraph creation");
+    XNN_TRY(xnn_create_subgraph(2 + (expose ? (uint32_t)m->n_ops : 0), 0, &sg), "subgraph creation");
     size_t in_dims[4] = {1, m->in_h, m->in_w, m->in_c};
     XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, in_dims, NULL, 0, XNN_VALUE_FLAG_EXTERNAL_INPUT,
                                     &vid[0]),
@@ -978,7 +1024,9 @@ static int build_subgraph(const struct lk_cnn_model *m, xnn_subgraph_t *out, str
         const struct plan_op *op = &m->ops[i];
         size_t dims[4] = {1, op->h, op->w, op->c};
         uint32_t y;
-        XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, dims, NULL, XNN_INVALID_VALUE_ID, 0, &y),
+        XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, dims, NULL,
+                                        expose ? 2 + (uint32_t)i : XNN_INVALID_VALUE_ID,
+                                        expose ? XNN_VALUE_FLAG_EXTERNAL_OUTPUT : 0, &y),
                 "an activation tensor");
         vid[i + 1] = y;
         uint32_t x = vid[op->in0];
@@ -1035,6 +1083,159 @@ fail:
     return rc;
 }
 
+/* ==== INT8: quantised plan and subgraph ==== */
+
+/* Activation parameters of every plan value and per-channel int8 weights,
+ * from the folded float weights and the calibrated ranges (scheme in
+ * quantize.c).  Value 0 is the input, [-1, 1].  A ReLU6 output gets [0, 6]
+ * with no calibration needed; every other tensor needs its range from `cal`
+ * (LK_ERR_MODEL if absent), clipped to the node's own clamp. */
+static int quantize_plan(struct lk_cnn_model *m, const struct lk__calib *cal, const char *cal_path,
+                         struct lk_err *err)
+{
+    size_t nv = m->n_ops + 1, n_qw = 0, n_qb = 0;
+    for (size_t i = 0; i < m->n_ops; i++) {
+        const struct plan_op *op = &m->ops[i];
+        if (op->kind == OP_CONV || op->kind == OP_DWCONV) {
+            n_qw += op->bias - op->filter;
+            n_qb += op->c;
+        }
+    }
+    m->vscale = malloc(nv * sizeof *m->vscale);
+    m->vzp = malloc(nv * sizeof *m->vzp);
+    m->qw = malloc(n_qw ? n_qw : 1);
+    m->qb = malloc((n_qb ? n_qb : 1) * sizeof *m->qb);
+    m->qs = malloc((n_qb ? 2 * n_qb : 1) * sizeof *m->qs);
+    if (!m->vscale || !m->vzp || !m->qw || !m->qb || !m->qs)
+        return lk_err_set(err, LK_ERR_NOMEM, "out of memory for int8 weights");
+    lk__quant_activation(-1.0f, 1.0f, &m->vscale[0], &m->vzp[0]);
+    size_t wo = 0, bo = 0;
+    for (size_t i = 0; i < m->n_ops; i++) {
+        struct plan_op *op = &m->ops[i];
+        float lo = op->out_min, hi = op->out_max;
+        if (op->kind == OP_PAD) {
+            lo = -INFINITY, hi = INFINITY;  /* same parameters as the input: see below */
+        } else if (!(lo == 0.0f && hi == 6.0f)) {
+            float clo, chi;
+            if (!lk__calib_find(cal, op->name, &clo, &chi))
+                return lk_err_set(err, LK_ERR_MODEL, "%s has no range for layer %s (calibrated for another "
+                                  "output layer?)", cal_path, op->name);
+            lo = fmaxf(lo, clo), hi = fminf(hi, chi);
+        }
+        if (op->kind == OP_PAD) {
+            m->vscale[i + 1] = m->vscale[op->in0], m->vzp[i + 1] = m->vzp[op->in0];
+        } else {
+            lk__quant_activation(lo, hi, &m->vscale[i + 1], &m->vzp[i + 1]);
+        }
+        if (op->kind != OP_CONV && op->kind != OP_DWCONV)
+            continue;
+        size_t per = (op->bias - op->filter) / op->c;
+        op->qfilter = wo, op->qbias = bo, op->qscale = 2 * bo;
+        float *wscale = m->qs + op->qscale, *bscale = wscale + op->c;
+        lk__quant_weights(m->weights + op->filter, op->c, per, op->kind == OP_DWCONV, m->qw + wo, wscale);
+        if (lk__quant_bias(m->weights + op->bias, op->c, m->vscale[op->in0], wscale, m->qb + bo, bscale))
+            return lk_err_set(err, LK_ERR_MODEL, "layer %s: a bias does not fit int32 at this scale", op->name);
+        wo += per * op->c;
+        bo += op->c;
+    }
+    return LK_OK;
+}
+
+/* Build a fresh INT8 subgraph: the float input (external 0) is converted to
+ * qint8, every operator runs on qint8 activations with qcint8 per-channel
+ * filters and qcint32 biases, and the output layer is converted back to
+ * float before a float global average pool (external 1).  Pooling in float
+ * keeps the mean of 196 int8 values from being re-rounded to 8 bits (the
+ * convert + float pool cost ~0.05 ms).  Clamps are passed to XNNPACK within
+ * each tensor's representable range. */
+static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out, struct lk_err *err)
+{
+    int rc = LK_OK;
+    xnn_subgraph_t sg = NULL;
+    uint32_t *vid = malloc((m->n_ops + 1) * sizeof *vid);
+    if (!vid)
+        return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
+    XNN_TRY(xnn_create_subgraph(2, 0, &sg), "subgraph creation");
+    size_t in_dims[4] = {1, m->in_h, m->in_w, m->in_c};
+    uint32_t fin;
+    XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, in_dims, NULL, 0, XNN_VALUE_FLAG_EXTERNAL_INPUT, &fin),
+            "the input tensor");
+    XNN_TRY(xnn_define_quantized_tensor_value(sg, xnn_datatype_qint8, m->vzp[0], m->vscale[0], 4, in_dims, NULL,
+                                              XNN_INVALID_VALUE_ID, 0, &vid[0]),
+            "the int8 input tensor");
+    XNN_TRY(xnn_define_convert(sg, fin, vid[0], 0), "the input conversion to int8");
+    for (size_t i = 0; i < m->n_ops; i++) {
+        const struct plan_op *op = &m->ops[i];
+        size_t dims[4] = {1, op->h, op->w, op->c};
+        float s = m->vscale[i + 1];
+        int32_t zp = m->vzp[i + 1];
+        float lo = fmaxf(op->out_min, (float)(-128 - zp) * s), hi = fminf(op->out_max, (float)(127 - zp) * s);
+        uint32_t y;
+        XNN_TRY(xnn_define_quantized_tensor_value(sg, xnn_datatype_qint8, zp, s, 4, dims, NULL, XNN_INVALID_VALUE_ID,
+                                                  0, &y),
+                "an int8 activation tensor");
+        vid[i + 1] = y;
+        uint32_t x = vid[op->in0];
+        switch (op->kind) {
+        case OP_CONV:
+        case OP_DWCONV: {
+            bool conv = op->kind == OP_CONV;
+            uint32_t fid, bid;
+            size_t fdims[4] = {conv ? op->c : 1, op->kh, op->kw, conv ? op->cin : op->c};
+            size_t bdims[1] = {op->c};
+            const float *wscale = m->qs + op->qscale;
+            XNN_TRY(xnn_define_channelwise_quantized_tensor_value(sg, xnn_datatype_qcint8, wscale, 4, conv ? 0 : 3,
+                                                                  fdims, m->qw + op->qfilter, XNN_INVALID_VALUE_ID, 0,
+                                                                  &fid),
+                    "an int8 filter tensor");
+            XNN_TRY(xnn_define_channelwise_quantized_tensor_value(sg, xnn_datatype_qcint32, wscale + op->c, 1, 0,
+                                                                  bdims, m->qb + op->qbias, XNN_INVALID_VALUE_ID, 0,
+                                                                  &bid),
+                    "an int32 bias tensor");
+            if (conv)
+                XNN_TRY(xnn_define_convolution_2d(sg, op->pad_t, op->pad_r, op->pad_b, op->pad_l, op->kh, op->kw,
+                                                  op->sh, op->sw, op->dh, op->dw, 1, op->cin, op->c, lo, hi, x, fid,
+                                                  bid, y, 0),
+                        "an int8 convolution");
+            else
+                XNN_TRY(xnn_define_depthwise_convolution_2d(sg, op->pad_t, op->pad_r, op->pad_b, op->pad_l, op->kh,
+                                                            op->kw, op->sh, op->sw, op->dh, op->dw, op->dm, op->cin,
+                                                            lo, hi, x, fid, bid, y, 0),
+                        "an int8 depthwise convolution");
+            break;
+        }
+        case OP_ADD:
+            XNN_TRY(xnn_define_add2(sg, lo, hi, x, vid[op->in1], y, 0), "an int8 add");
+            break;
+        case OP_CLAMP:
+            XNN_TRY(xnn_define_clamp(sg, lo, hi, x, y, 0), "an int8 clamp");
+            break;
+        case OP_PAD: {
+            size_t pre[4] = {0, op->pad_t, op->pad_l, 0}, post[4] = {0, op->pad_b, op->pad_r, 0};
+            XNN_TRY(xnn_define_static_constant_pad(sg, pre, post, 0.0f, x, y, 0), "an int8 zero padding");
+            break;
+        }
+        }
+    }
+    const struct plan_op *last = &m->ops[m->out_value - 1];
+    size_t odims[4] = {1, last->h, last->w, last->c}, pdims[4] = {1, 1, 1, m->dim};
+    uint32_t fout, pid;
+    XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, odims, NULL, XNN_INVALID_VALUE_ID, 0, &fout),
+            "the float output layer");
+    XNN_TRY(xnn_define_convert(sg, vid[m->out_value], fout, 0), "the output conversion to float");
+    XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, pdims, NULL, 1, XNN_VALUE_FLAG_EXTERNAL_OUTPUT, &pid),
+            "the output tensor");
+    XNN_TRY(xnn_define_global_average_pooling_2d(sg, -INFINITY, INFINITY, fout, pid, 0), "global average pooling");
+    free(vid);
+    *out = sg;
+    return LK_OK;
+fail:
+    free(vid);
+    if (sg)
+        xnn_delete_subgraph(sg);
+    return rc;
+}
+
 /* ==== Public API ==== */
 
 static void model_unref(struct lk_cnn_model *m)
@@ -1042,6 +1243,11 @@ static void model_unref(struct lk_cnn_model *m)
     if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
         free(m->ops);
         free(m->weights);
+        free(m->qw);
+        free(m->qb);
+        free(m->qs);
+        free(m->vscale);
+        free(m->vzp);
         free(m);
     }
 }
@@ -1054,13 +1260,58 @@ int lk_cnn_load(const char *model_dir, struct lk_cnn_model **out, struct lk_err 
 int lk_cnn_load_layer(const char *model_dir, const char *output_layer, struct lk_cnn_model **out,
                       struct lk_err *err)
 {
+    struct lk_cnn_options o;
+    lk_cnn_options_init(&o);
+    o.output_layer = output_layer;
+    o.precision = LK_CNN_FP32;
+    return lk_cnn_load_opts(model_dir, &o, out, err);
+}
+
+void lk_cnn_options_init(struct lk_cnn_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof *o);
+    o->precision = LK_CNN_PRECISION_DEFAULT;
+}
+
+const char *lk_cnn_precision_name(enum lk_cnn_precision p)
+{
+    return p == LK_CNN_FP32 ? "fp32" : p == LK_CNN_INT8 ? "int8" : "?";
+}
+
+int lk_cnn_precision_parse(const char *s, enum lk_cnn_precision *out, struct lk_err *err)
+{
+    if (s && out && !strcmp(s, "fp32"))
+        *out = LK_CNN_FP32;
+    else if (s && out && !strcmp(s, "int8"))
+        *out = LK_CNN_INT8;
+    else
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "unknown CNN precision '%s' (fp32 or int8)", s ? s : "(null)");
+    return LK_OK;
+}
+
+enum lk_cnn_precision lk_cnn_precision(const struct lk_cnn_model *m)
+{
+    return m ? m->precision : LK_CNN_FP32;
+}
+
+int lk_cnn_load_opts(const char *model_dir, const struct lk_cnn_options *opts, struct lk_cnn_model **out,
+                     struct lk_err *err)
+{
+    struct lk_cnn_options defaults;
+    if (!opts) {
+        lk_cnn_options_init(&defaults);
+        opts = &defaults;
+    }
     if (!out)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_load: out is NULL");
     *out = NULL;
     if (!model_dir || !*model_dir)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_load: no model directory");
-    if (!output_layer)
-        output_layer = LK_CNN_DEFAULT_LAYER;
+    if (opts->precision != LK_CNN_FP32 && opts->precision != LK_CNN_INT8)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_load: unknown precision %d", (int)opts->precision);
+    const char *output_layer = opts->output_layer ? opts->output_layer : LK_CNN_DEFAULT_LAYER;
     if (!*output_layer || strlen(output_layer) > LK_CNN_LAYER_NAME_MAX)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_load: bad output layer name");
     if (strlen(model_dir) > 3800)
@@ -1077,6 +1328,8 @@ int lk_cnn_load_layer(const char *model_dir, const char *output_layer, struct lk
     struct manifest mf = {0};
     struct graph g = {0};
     struct lk_cnn_model *m = NULL;
+    struct lk__calib cal = {0};
+    char cal_path[4096];
     rc = read_file(path, MODEL_JSON_MAX, &text, &len, err);
     if (rc == LK_ERR_IO) {
         char why[LK_ERR_MSG_MAX];
@@ -1101,6 +1354,7 @@ int lk_cnn_load_layer(const char *model_dir, const char *output_layer, struct lk
         rc = lk_err_set(err, LK_ERR_MODEL, "%s: modelTopology is not a Keras functional model", path);
         goto done;
     }
+    mf.hash = fnv1a64(FNV1A64_INIT, (const uint8_t *)text, len);
     rc = load_manifest(model_dir, cJSON_GetObjectItemCaseSensitive(root, "weightsManifest"), &mf, err);
     if (rc)
         goto done;
@@ -1122,19 +1376,40 @@ int lk_cnn_load_layer(const char *model_dir, const char *output_layer, struct lk
     }
     atomic_init(&m->refs, 1);
     snprintf(m->layer, sizeof m->layer, "%s", output_layer);
+    m->model_id = mf.hash;
     rc = emit_plan(&g, out_idx, m, err);
     if (rc)
         goto done;
+    if (opts->precision == LK_CNN_INT8) {
+        if (m->out_value == 0) {
+            rc = lk_err_set(err, LK_ERR_MODEL, "int8: the output layer %s is the input", output_layer);
+            goto done;
+        }
+        if (opts->calibration_path)
+            snprintf(cal_path, sizeof cal_path, "%s", opts->calibration_path);
+        else
+            snprintf(cal_path, sizeof cal_path, "%s/%s", model_dir, LK_CNN_CALIBRATION_FILE);
+        rc = lk__calib_load(cal_path, m->model_id, &cal, err);
+        if (!rc)
+            rc = quantize_plan(m, &cal, cal_path, err);
+        if (rc)
+            goto done;
+        /* The float weights were only the source of the int8 ones. */
+        free(m->weights);
+        m->weights = NULL;
+        m->precision = LK_CNN_INT8;
+    }
     /* Let XNNPACK check every shape now, so a bad model fails here rather
      * than in lk_cnn_workspace_new(). */
     xnn_subgraph_t sg;
-    rc = build_subgraph(m, &sg, err);
+    rc = build_subgraph(m, false, &sg, err);
     if (rc)
         goto done;
     xnn_delete_subgraph(sg);
     *out = m;
     m = NULL;
 done:
+    lk__calib_free(&cal);
     model_unref(m);
     graph_free(&g);
     manifest_free(&mf);
@@ -1189,7 +1464,7 @@ int lk_cnn_workspace_new(struct lk_cnn_model *m, struct lk_cnn_workspace **out, 
     /* Deterministic slack: XNNPACK may read (never use) it. */
     memset((char *)ws->input + n_in * sizeof(float), 0, XNN_EXTRA_BYTES);
     xnn_subgraph_t sg;
-    int rc = build_subgraph(m, &sg, err);
+    int rc = build_subgraph(m, false, &sg, err);
     if (rc) {
         lk_cnn_workspace_free(ws);
         return rc;
@@ -1249,20 +1524,161 @@ int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, 
     return LK_OK;
 }
 
-int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, float *out, struct lk_err *err)
+/* The network input for `img`: resized to the input size, x/127.5 - 1,
+ * written to `dst` (in_h*in_w*3 floats). */
+static int preprocess(const struct lk_cnn_model *m, const struct lk_image *img, float *dst, struct lk_err *err)
 {
-    if (!ws || !img || !out)
-        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_describe: NULL argument");
-    const struct lk_cnn_model *m = ws->model;
     struct lk_image sized = {0};
     int rc = lk_image_resize(img, m->in_w, m->in_h, &sized, err);
     if (rc)
         return rc;
     static const float mean[3] = {127.5f, 127.5f, 127.5f};
     static const float scale[3] = {1.0f / 127.5f, 1.0f / 127.5f, 1.0f / 127.5f};
-    rc = lk_image_to_float(&sized, LK_LAYOUT_HWC, mean, scale, ws->scratch, err);
+    rc = lk_image_to_float(&sized, LK_LAYOUT_HWC, mean, scale, dst, err);
     lk_image_free(&sized);
+    return rc;
+}
+
+int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, float *out, struct lk_err *err)
+{
+    if (!ws || !img || !out)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_describe: NULL argument");
+    int rc = preprocess(ws->model, img, ws->scratch, err);
     if (rc)
         return rc;
     return lk_cnn_forward(ws, ws->scratch, out, err);
+}
+
+/* ==== Calibration ====
+ *
+ * An FP32 runtime whose every plan value is an external output, so one
+ * inference exposes all intermediate tensors (XNNPACK keeps external values
+ * out of its arena and lets other nodes read them).  Memory: the sum of all
+ * activations, ~30 MB for the full MobileNetV2; a dev-time tool only. */
+
+struct lk_cnn_calibrator {
+    struct lk_cnn_model *model;
+    xnn_runtime_t runtime;
+    float *input, *pooled;
+    float **acts;                   /* n_ops activation buffers */
+    float *lo, *hi;                 /* n_ops observed ranges */
+    size_t images;
+};
+
+void lk_cnn_calibrator_free(struct lk_cnn_calibrator *c)
+{
+    if (!c)
+        return;
+    if (c->runtime)
+        xnn_delete_runtime(c->runtime);
+    for (size_t i = 0; c->acts && i < c->model->n_ops; i++)
+        free(c->acts[i]);
+    free(c->acts);
+    free(c->input);
+    free(c->pooled);
+    free(c->lo);
+    free(c->hi);
+    model_unref(c->model);
+    free(c);
+}
+
+int lk_cnn_calibrator_new(struct lk_cnn_model *m, struct lk_cnn_calibrator **out, struct lk_err *err)
+{
+    if (!out)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_calibrator_new: out is NULL");
+    *out = NULL;
+    if (!m || m->precision != LK_CNN_FP32)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_calibrator_new: needs an FP32 model");
+    struct lk_cnn_calibrator *c = calloc(1, sizeof *c);
+    if (!c)
+        return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
+    atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+    c->model = m;
+    size_t n = m->n_ops;
+    struct xnn_external_value *ext = calloc(n + 2, sizeof *ext);
+    c->acts = calloc(n ? n : 1, sizeof *c->acts);
+    c->lo = malloc((n ? n : 1) * sizeof *c->lo);
+    c->hi = malloc((n ? n : 1) * sizeof *c->hi);
+    c->input = calloc(1, (size_t)m->in_h * m->in_w * m->in_c * sizeof(float) + XNN_EXTRA_BYTES);
+    c->pooled = malloc(m->dim * sizeof(float) + XNN_EXTRA_BYTES);
+    int rc = !ext || !c->acts || !c->lo || !c->hi || !c->input || !c->pooled
+                 ? lk_err_set(err, LK_ERR_NOMEM, "out of memory") : LK_OK;
+    for (size_t i = 0; !rc && i < n; i++) {
+        const struct plan_op *op = &m->ops[i];
+        c->acts[i] = malloc((size_t)op->h * op->w * op->c * sizeof(float) + XNN_EXTRA_BYTES);
+        if (!c->acts[i])
+            rc = lk_err_set(err, LK_ERR_NOMEM, "out of memory for calibration buffers");
+        c->lo[i] = INFINITY, c->hi[i] = -INFINITY;
+        ext[i + 2] = (struct xnn_external_value){(uint32_t)(i + 2), c->acts[i]};
+    }
+    xnn_subgraph_t sg = NULL;
+    if (!rc)
+        rc = build_subgraph(m, true, &sg, err);
+    if (!rc) {
+        enum xnn_status st = xnn_create_runtime_v2(sg, NULL, 0, &c->runtime);
+        xnn_delete_subgraph(sg);
+        if (st != xnn_status_success) {
+            c->runtime = NULL;
+            rc = lk_err_set(err, LK_ERR_MODEL, "XNNPACK could not create the calibration runtime (status %d)", (int)st);
+        }
+    }
+    if (!rc) {
+        ext[0] = (struct xnn_external_value){0, c->input};
+        ext[1] = (struct xnn_external_value){1, c->pooled};
+        enum xnn_status st = xnn_setup_runtime(c->runtime, n + 2, ext);
+        if (st != xnn_status_success)
+            rc = lk_err_set(err, LK_ERR_MODEL, "XNNPACK calibration runtime setup failed (status %d)", (int)st);
+    }
+    free(ext);
+    if (rc) {
+        lk_cnn_calibrator_free(c);
+        return rc;
+    }
+    *out = c;
+    return LK_OK;
+}
+
+int lk_cnn_calibrator_add(struct lk_cnn_calibrator *c, const struct lk_image *img, struct lk_err *err)
+{
+    if (!c || !img)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_calibrator_add: NULL argument");
+    const struct lk_cnn_model *m = c->model;
+    int rc = preprocess(m, img, c->input, err);
+    if (rc)
+        return rc;
+    enum xnn_status st = xnn_invoke_runtime(c->runtime);
+    if (st != xnn_status_success)
+        return lk_err_set(err, LK_ERR_MODEL, "XNNPACK inference failed (status %d)", (int)st);
+    for (size_t i = 0; i < m->n_ops; i++) {
+        const struct plan_op *op = &m->ops[i];
+        size_t n = (size_t)op->h * op->w * op->c;
+        float lo = c->lo[i], hi = c->hi[i];
+        for (size_t j = 0; j < n; j++) {
+            lo = fminf(lo, c->acts[i][j]);
+            hi = fmaxf(hi, c->acts[i][j]);
+        }
+        c->lo[i] = lo, c->hi[i] = hi;
+    }
+    c->images++;
+    return LK_OK;
+}
+
+int lk_cnn_calibrator_save(const struct lk_cnn_calibrator *c, const char *source, const char *path,
+                           struct lk_err *err)
+{
+    if (!c || !path)
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_calibrator_save: NULL argument");
+    if (c->images == 0)
+        return lk_err_set(err, LK_ERR_EMPTY, "lk_cnn_calibrator_save: no image was added");
+    const struct lk_cnn_model *m = c->model;
+    struct lk__calib cal = {0};
+    cal.names = calloc(m->n_ops ? m->n_ops : 1, sizeof *cal.names);
+    if (!cal.names)
+        return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
+    cal.lo = c->lo, cal.hi = c->hi, cal.n = m->n_ops;  /* borrowed */
+    for (size_t i = 0; i < m->n_ops; i++)
+        memcpy(cal.names[i], m->ops[i].name, sizeof cal.names[i]);
+    int rc = lk__calib_save(&cal, m->model_id, c->images, source, path, err);
+    free(cal.names);
+    return rc;
 }

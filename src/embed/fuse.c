@@ -48,8 +48,11 @@
 #include "pembed.h"
 
 #define PARAMS_MAGIC "LKEMBED"  /* + NUL = 8 bytes */
-#define PARAMS_VERSION 1u
+/* Version 2 added flag bit 1 (descriptors from the int8 CNN); version 1
+ * files are still read (their CNN precision is fp32). */
+#define PARAMS_VERSION 2u
 #define PARAMS_FLAG_PCA 1u
+#define PARAMS_FLAG_CNN_INT8 2u
 #define PARAMS_HEADER_BYTES (8 + 5 * 4 + 4)
 /* Whitening regulariser, relative to the mean kept eigenvalue. */
 #define WHITEN_EPS_REL 1e-3
@@ -57,6 +60,7 @@
 struct lk_embed_params {
     uint32_t cnn_dim, out_dim, colour_dim;
     float w;
+    enum lk_cnn_precision precision; /* of the CNN whose descriptors these post-process */
     float *mean;                    /* cnn_dim */
     float *proj;                    /* out_dim x cnn_dim, row-major; NULL = identity */
 };
@@ -283,6 +287,20 @@ int lk_embed_params_set_w(struct lk_embed_params *p, float w, struct lk_err *err
     return LK_OK;
 }
 
+int lk_embed_params_set_cnn_precision(struct lk_embed_params *p, enum lk_cnn_precision precision,
+                                       struct lk_err *err)
+{
+    if (!p || (precision != LK_CNN_FP32 && precision != LK_CNN_INT8))
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_embed_params_set_cnn_precision: bad argument");
+    p->precision = precision;
+    return LK_OK;
+}
+
+enum lk_cnn_precision lk_embed_cnn_precision(const struct lk_embed_params *p)
+{
+    return p ? p->precision : LK_CNN_FP32;
+}
+
 void lk__embed_params_internals(const struct lk_embed_params *p, const float **mean, const float **proj)
 {
     *mean = p->mean;
@@ -403,7 +421,7 @@ int lk_embed_params_save(const struct lk_embed_params *p, const char *path, stru
     put_u32(b, p->cnn_dim), b += 4;
     put_u32(b, p->out_dim), b += 4;
     put_u32(b, p->colour_dim), b += 4;
-    put_u32(b, pca ? PARAMS_FLAG_PCA : 0), b += 4;
+    put_u32(b, (pca ? PARAMS_FLAG_PCA : 0) | (p->precision == LK_CNN_INT8 ? PARAMS_FLAG_CNN_INT8 : 0)), b += 4;
     put_f32(b, p->w), b += 4;
     for (size_t i = 0; i < p->cnn_dim; i++, b += 4)
         put_f32(b, p->mean[i]);
@@ -468,14 +486,15 @@ int lk_embed_params_load(const char *path, struct lk_embed_params **out, struct 
     uint32_t version = get_u32(hdr + 8), cnn_dim = get_u32(hdr + 12), out_dim = get_u32(hdr + 16),
              colour_dim = get_u32(hdr + 20), flags = get_u32(hdr + 24);
     float w = get_f32(hdr + 28);
-    if (version != PARAMS_VERSION) {
+    if (version != 1 && version != PARAMS_VERSION) {
         fclose(f);
-        return lk_err_set(err, LK_ERR_FORMAT, "%s: params version %u, this build reads %u", path, version,
+        return lk_err_set(err, LK_ERR_FORMAT, "%s: params version %u, this build reads 1 to %u", path, version,
                           PARAMS_VERSION);
     }
     bool pca = flags & PARAMS_FLAG_PCA;
+    uint32_t known = version == 1 ? PARAMS_FLAG_PCA : PARAMS_FLAG_PCA | PARAMS_FLAG_CNN_INT8;
     if (cnn_dim < 1 || cnn_dim > LK_EMBED_DIM_MAX || out_dim < 1 || out_dim > cnn_dim ||
-        (!pca && out_dim != cnn_dim) || (flags & ~PARAMS_FLAG_PCA) || !valid_w(w)) {
+        (!pca && out_dim != cnn_dim) || (flags & ~known) || !valid_w(w)) {
         fclose(f);
         return lk_err_set(err, LK_ERR_CORRUPT, "%s: inconsistent header (dims %u/%u, flags %#x, w %g)", path, cnn_dim,
                           out_dim, flags, (double)w);
@@ -513,6 +532,7 @@ int lk_embed_params_load(const char *path, struct lk_embed_params **out, struct 
     }
     if (!rc) {
         p->w = w;
+        p->precision = (flags & PARAMS_FLAG_CNN_INT8) ? LK_CNN_INT8 : LK_CNN_FP32;
         const uint8_t *b = buf + PARAMS_HEADER_BYTES;
         for (size_t i = 0; i < cnn_dim; i++, b += 4)
             p->mean[i] = get_f32(b);

@@ -254,6 +254,64 @@ Test(fuse, save_load_round_trip)
     free(x);
 }
 
+/* CRC-32 (IEEE 802.3, reflected 0xEDB88320), as the params file uses. */
+static uint32_t crc32_ieee(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0xedb88320u & -(c & 1u));
+    }
+    return ~c;
+}
+
+static void put_le32(unsigned char *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* The CNN precision travels with the params (flag bit 1, version 2), and a
+ * version-1 file (before the int8 option) still loads, as FP32; a version-1
+ * file cannot claim int8. */
+Test(fuse, cnn_precision_saved)
+{
+    const size_t n = 30, d = 16;
+    float *x = random_descs(n, d);
+    struct lk_err e = {0};
+    struct lk_embed_params *p = NULL, *q = NULL;
+    cr_assert_eq(lk_embed_params_learn(x, n, d, 0, 0.5f, &p, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(lk_embed_cnn_precision(p), LK_CNN_FP32, "learned params default to fp32");
+    cr_assert_eq(lk_embed_params_set_cnn_precision(p, (enum lk_cnn_precision)7, &e), LK_ERR_INVALID_ARG);
+    cr_assert_eq(lk_embed_params_set_cnn_precision(p, LK_CNN_INT8, &e), LK_OK, "%s", e.msg);
+    char path[256];
+    snprintf(path, sizeof path, "%s", tmp_path("prec.bin"));
+    cr_assert_eq(lk_embed_params_save(p, path, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(lk_embed_params_load(path, &q, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(lk_embed_cnn_precision(q), LK_CNN_INT8);
+    lk_embed_params_free(q);
+    q = NULL;
+
+    size_t len;
+    unsigned char *b = read_all(path, &len);
+    cr_assert_eq(b[8], 2, "files are written as version 2");
+    b[8] = 1; /* version 1 with the int8 flag: not a valid v1 file */
+    put_le32(b + len - 4, crc32_ieee(b, len - 4));
+    write_all(path, b, len);
+    cr_assert_eq(lk_embed_params_load(path, &q, &e), LK_ERR_CORRUPT, "%s", e.msg);
+    b[24] &= (unsigned char)~2u; /* a genuine version-1 file: fp32 */
+    put_le32(b + len - 4, crc32_ieee(b, len - 4));
+    write_all(path, b, len);
+    cr_assert_eq(lk_embed_params_load(path, &q, &e), LK_OK, "%s", e.msg);
+    cr_assert_eq(lk_embed_cnn_precision(q), LK_CNN_FP32);
+    unlink(path);
+    free(b);
+    free(x);
+    lk_embed_params_free(p);
+    lk_embed_params_free(q);
+}
+
 Test(fuse, damaged_params_files)
 {
     const size_t n = 50, d = 24;
@@ -293,10 +351,11 @@ Test(fuse, damaged_params_files)
     write_all(bad, b, len);
     cr_assert_eq(lk_embed_params_load(bad, &q, &e), LK_ERR_FORMAT, "%s", e.msg);
     b[0] = 'L';
+    unsigned char version = b[8];
     b[8] = 99; /* version */
     write_all(bad, b, len);
     cr_assert_eq(lk_embed_params_load(bad, &q, &e), LK_ERR_FORMAT, "%s", e.msg);
-    b[8] = 1;
+    b[8] = version;
     b[15] = 0x7f; /* cnn_dim enormous */
     write_all(bad, b, len);
     cr_assert_eq(lk_embed_params_load(bad, &q, &e), LK_ERR_CORRUPT, "%s", e.msg);
