@@ -55,6 +55,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "lookalike/embed.h"
 #include "lookalike/search_types.h"
 #include "lookalike/status.h"
 
@@ -330,6 +331,10 @@ struct lk_build_opts {
     float w;                    /* CNN weight; 0 = LK_EMBED_W_DEFAULT */
     uint32_t calib_samples;     /* images sampled for band calibration (x5 distortions); 0 = 100 */
     unsigned keep_old;          /* older generations kept (default 1) */
+    enum lk_cnn_precision precision;    /* CNN precision of a full build (default
+                                         * LK_CNN_PRECISION_DEFAULT, int8); recorded in the
+                                         * generation.  lk_index_update ignores it and keeps
+                                         * the current generation's precision. */
     lk_build_progress_fn progress;
     void *progress_ud;
 };

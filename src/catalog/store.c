@@ -1137,6 +1137,48 @@ static int image_update(struct lk_catalog *cat, enum lk__stmt which, int64_t ima
     return rc;
 }
 
+int lk_catalog_mark_images(struct lk_catalog *cat, const struct lk_catalog_image_mark *marks, size_t n,
+                           struct lk_err *err)
+{
+    if (!cat || (!marks && n))
+        return lk_err_set(err, LK_ERR_INVALID_ARG, "catalog and marks required");
+    db_lock(cat);
+    int rc = tx_begin(cat, err);
+    if (!rc) {
+        sqlite3_stmt *sq = lk__stmt(cat, ST_IMAGE_QUALITY), *si = lk__stmt(cat, ST_IMAGE_INDEXED);
+        if (!sq || !si)
+            rc = lk__db_err(cat, err, "prepare image update");
+        for (size_t i = 0; !rc && i < n; i++) {
+            const struct lk_catalog_image_mark *m = &marks[i];
+            if (m->q) {
+                sqlite3_bind_int64(sq, 1, m->image_id);
+                sqlite3_bind_double(sq, 2, m->q->blur);
+                sqlite3_bind_double(sq, 3, m->q->contrast);
+                sqlite3_bind_double(sq, 4, m->q->border_uniformity);
+                sqlite3_bind_int(sq, 5, m->q->plain_background != 0);
+                sqlite3_bind_int64(sq, 6, m->q->weak_flags);
+                if (sqlite3_step(sq) != SQLITE_DONE)
+                    rc = lk__db_err(cat, err, "image quality update");
+                sqlite3_reset(sq);
+            }
+            if (!rc && m->indexed_gen) {
+                if (m->indexed_gen > INT64_MAX) {
+                    rc = lk_err_set(err, LK_ERR_INVALID_ARG, "generation out of range");
+                    break;
+                }
+                sqlite3_bind_int64(si, 1, m->image_id);
+                sqlite3_bind_int64(si, 2, (int64_t)m->indexed_gen);
+                if (sqlite3_step(si) != SQLITE_DONE)
+                    rc = lk__db_err(cat, err, "image indexed update");
+                sqlite3_reset(si);
+            }
+        }
+        rc = tx_end(cat, rc, err);
+    }
+    db_unlock(cat);
+    return rc;
+}
+
 int lk_catalog_remove_image(struct lk_catalog *cat, int64_t image_id, struct lk_err *err)
 {
     return image_update(cat, ST_DELETE_IMAGE, image_id, NULL, 0, err);

@@ -62,7 +62,8 @@ static const char *colour_model_name(enum lk_image_colour c)
 static void describe_usage(FILE *f)
 {
     fprintf(f,
-            "usage: lookalike describe [--min-side N | --full] [--models DIR] [--params FILE] IMAGE...\n"
+            "usage: lookalike describe [--min-side N | --full] [--models DIR] [--params FILE]\n"
+            "                          [--precision fp32|int8] IMAGE...\n"
             "  Decode each JPEG/PNG and print its size, format, EXIF orientation, DCT\n"
             "  scale, quality signals (blur, contrast, background, weak flags) and\n"
             "  colour embedding (dimension, norm, dominant colours), CNN descriptor and\n"
@@ -72,6 +73,7 @@ static void describe_usage(FILE *f)
             "  --models DIR  MobileNetV2 model directory (default $LOOKALIKE_MODELS, else\n"
             "                %s)\n"
             "  --params FILE fused-embedding params learned from a catalog (default: none)\n"
+            "  --precision fp32|int8  CNN arithmetic (default: the params' precision, else int8)\n"
             "  Exit status: 0 all images described, 1 some failed, 2 usage error.\n",
             DESCRIBE_MIN_SIDE_DEFAULT, LK_DEFAULT_MODEL_DIR);
 }
@@ -134,8 +136,9 @@ static int describe_one(const char *path, const struct lk_decode_opts *opts, str
     char colours[160];
     printf("  colour      dim %d, L2 norm %.6f: %s\n", LK_COLOUR_DIM, sqrt(norm),
            lk_colour_summary(emb, 4, colours, sizeof colours));
-    printf("  cnn         dim %zu (MobileNetV2 %s, global average pooling), L2 norm %.6f\n",
-           lk_cnn_dim(cnn->model), lk_cnn_layer(cnn->model), l2_norm(cnn->desc, lk_cnn_dim(cnn->model)));
+    printf("  cnn         dim %zu (MobileNetV2 %s, %s, global average pooling), L2 norm %.6f\n",
+           lk_cnn_dim(cnn->model), lk_cnn_layer(cnn->model), lk_cnn_precision_name(lk_cnn_precision(cnn->model)),
+           l2_norm(cnn->desc, lk_cnn_dim(cnn->model)));
     printf("  fused       dim %zu (cnn %zu + colour %d, w %.2f), L2 norm %.6f\n", lk_embed_fused_dim(cnn->params),
            lk_embed_cnn_out_dim(cnn->params), LK_COLOUR_DIM, (double)lk_embed_w(cnn->params),
            l2_norm(cnn->fused, lk_embed_fused_dim(cnn->params)));
@@ -153,6 +156,8 @@ int lk__cmd_describe(int argc, char **argv)
 
     const char *models = getenv("LOOKALIKE_MODELS");
     const char *params_path = NULL;
+    enum lk_cnn_precision precision = LK_CNN_PRECISION_DEFAULT;
+    int precision_set = 0;
     if (!models || !*models)
         models = LK_DEFAULT_MODEL_DIR;
     int i = 1;
@@ -167,6 +172,13 @@ int lk__cmd_describe(int argc, char **argv)
             models = argv[++i];
         } else if (!strcmp(argv[i], "--params") && i + 1 < argc) {
             params_path = argv[++i];
+        } else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            struct lk_err pe = {0};
+            if (lk_cnn_precision_parse(argv[++i], &precision, &pe) != LK_OK) {
+                fprintf(stderr, "lookalike describe: %s\n", pe.msg);
+                return LK_EXIT_USAGE;
+            }
+            precision_set = 1;
         } else if (!strcmp(argv[i], "--full")) {
             opts.min_side_hint = 0;
         } else if (!strcmp(argv[i], "--min-side") && i + 1 < argc) {
@@ -191,14 +203,29 @@ int lk__cmd_describe(int argc, char **argv)
     struct describe_cnn cnn = {0};
     struct lk_err err = {0};
     const char *hint = "";
-    int rc = lk_cnn_load(models, &cnn.model, &err);
-    if (rc != LK_OK)
-        hint = "; pass --models DIR or set LOOKALIKE_MODELS";
+    /* Params first: a catalog's params say which precision its vectors
+     * were computed in, and describe must compute the same ones. */
+    int rc = params_path ? lk_embed_params_load(params_path, &cnn.params, &err) : LK_OK;
+    if (rc == LK_OK && cnn.params && !precision_set)
+        precision = lk_embed_cnn_precision(cnn.params);
+    if (rc == LK_OK) {
+        struct lk_cnn_options mo;
+        lk_cnn_options_init(&mo);
+        mo.precision = precision;
+        rc = lk_cnn_load_opts(models, &mo, &cnn.model, &err);
+        if (rc != LK_OK)
+            hint = "; pass --models DIR or set LOOKALIKE_MODELS";
+    }
     if (rc == LK_OK)
         rc = lk_cnn_workspace_new(cnn.model, &cnn.ws, &err);
-    if (rc == LK_OK)
-        rc = params_path ? lk_embed_params_load(params_path, &cnn.params, &err)
-                         : lk_embed_params_identity(lk_cnn_dim(cnn.model), LK_EMBED_W_DEFAULT, &cnn.params, &err);
+    if (rc == LK_OK && !cnn.params) {
+        rc = lk_embed_params_identity(lk_cnn_dim(cnn.model), LK_EMBED_W_DEFAULT, &cnn.params, &err);
+        if (rc == LK_OK)
+            rc = lk_embed_params_set_cnn_precision(cnn.params, precision, &err);
+    }
+    if (rc == LK_OK && lk_embed_cnn_precision(cnn.params) != precision)
+        rc = lk_err_set(&err, LK_ERR_FORMAT, "%s is for %s descriptors, --precision asks for %s", params_path,
+                        lk_cnn_precision_name(lk_embed_cnn_precision(cnn.params)), lk_cnn_precision_name(precision));
     if (rc == LK_OK && lk_embed_cnn_dim(cnn.params) != lk_cnn_dim(cnn.model))
         rc = lk_err_set(&err, LK_ERR_FORMAT, "%s is for a %zu-d descriptor, the model gives %zu", params_path,
                         lk_embed_cnn_dim(cnn.params), lk_cnn_dim(cnn.model));

@@ -163,7 +163,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: lookalike index build --catalog FILE --images DIR --data DIR [--strict]\n"
-            "                             [--threads N] [--pca N] [--calib-samples N] [--models DIR] [--quiet]\n"
+            "                             [--threads N] [--pca N] [--calib-samples N] [--models DIR]\n"
+            "                             [--precision int8|fp32] [--quiet]\n"
             "       lookalike index add|update --data DIR --catalog FILE [--images DIR] [--models DIR]\n"
             "       lookalike index remove --data DIR SKU...\n"
             "\n"
@@ -173,6 +174,8 @@ static void usage(FILE *f)
             "add     import products from FILE and index only their new/changed images (no full rebuild)\n"
             "update  same as add\n"
             "remove  delete products and their vectors\n"
+            "--precision  CNN arithmetic of a full build (default int8: 1.5x faster, same retrieval\n"
+            "        quality; see models/README.md); add/update keep the generation's precision\n"
             "A running server picks the new generation up on SIGHUP or POST /v1/index:reload.\n");
 }
 
@@ -200,6 +203,7 @@ int lk__cmd_index(int argc, char **argv)
         {"threads", required_argument, 0, 't'}, {"pca", required_argument, 0, 'p'},
         {"models", required_argument, 0, 'm'},  {"calib-samples", required_argument, 0, 'C'},
         {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
+        {"precision", required_argument, 0, 'P'},
         {0, 0, 0, 0},
     };
     optind = 1;
@@ -214,6 +218,14 @@ int lk__cmd_index(int argc, char **argv)
         case 'p': o.pca_dim = strtoul(optarg, NULL, 10); break;
         case 'C': o.calib_samples = (uint32_t)strtoul(optarg, NULL, 10); break;
         case 'm': models = optarg; break;
+        case 'P': {
+            struct lk_err pe = {0};
+            if (lk_cnn_precision_parse(optarg, &o.precision, &pe) != LK_OK) {
+                fprintf(stderr, "lookalike index: %s\n", pe.msg);
+                return LK_EXIT_USAGE;
+            }
+            break;
+        }
         case 'q': quiet = 1; break;
         case 'h': usage(stdout); return LK_EXIT_OK;
         default: usage(stderr); return LK_EXIT_USAGE;

@@ -130,6 +130,15 @@ static int gen_load(struct lk_engine *eng, struct lk__gen **out, struct lk_err *
         else if (strcmp(g->meta.model_layer, lk_cnn_layer(eng->model)) != 0)
             rc = lk_err_set(err, LK_ERR_FORMAT, "generation was built with layer %s, model cut at %s",
                             g->meta.model_layer, lk_cnn_layer(eng->model));
+        else if (g->meta.cnn_precision != lk_cnn_precision(eng->model) ||
+                 lk_embed_cnn_precision(g->params) != lk_cnn_precision(eng->model))
+            /* The model is loaded once, at open, in the precision of the
+             * generation current then; queries must be embedded as the
+             * catalog was. */
+            rc = lk_err_set(err, LK_ERR_FORMAT,
+                            "generation %llu was built with %s descriptors, the server runs %s: restart it to "
+                            "switch", (unsigned long long)cur.number, lk_cnn_precision_name(g->meta.cnn_precision),
+                            lk_cnn_precision_name(lk_cnn_precision(eng->model)));
     }
     if (rc != LK_OK) {
         gen_free(g);
@@ -487,8 +496,19 @@ int lk_engine_open(const struct lk_engine_opts *opts, struct lk_engine **out, st
     lk_catalog_opts_default(&co);
     co.create = 1;
     rc = lk_catalog_open(eng->data_dir, &co, &eng->cat, err);
-    if (rc == LK_OK)
-        rc = lk_cnn_load(eng->model_dir, &eng->model, err);
+    if (rc == LK_OK) {
+        /* The CNN precision of the current generation (int8 or fp32), so
+         * queries are embedded exactly as the catalog was; the default when
+         * there is no generation yet. */
+        struct lk_cnn_options mo;
+        lk_cnn_options_init(&mo);
+        struct lk_generation cur;
+        struct lk__meta meta;
+        if (lk_generation_current(eng->data_dir, &cur, NULL) == LK_OK &&
+            lk__meta_read(cur.dir, &meta, NULL) == LK_OK)
+            mo.precision = meta.cnn_precision;
+        rc = lk_cnn_load_opts(eng->model_dir, &mo, &eng->model, err);
+    }
     /* Build the workspaces now (XNNPACK packs weights per runtime, tens of
      * ms each) so the first searches do not pay for it. */
     while (rc == LK_OK && eng->pool_size < eng->pool_cap) {

@@ -71,6 +71,7 @@ int lk__meta_write(const char *dir, const struct lk__meta *m, struct lk_err *err
     cJSON_AddNumberToObject(o, "generation", (double)m->generation);
     cJSON_AddStringToObject(o, "images_dir", m->images_dir);
     cJSON_AddStringToObject(o, "model_layer", m->model_layer);
+    cJSON_AddStringToObject(o, "cnn_precision", lk_cnn_precision_name(m->cnn_precision));
     cJSON_AddNumberToObject(o, "cnn_dim", m->cnn_dim);
     cJSON_AddNumberToObject(o, "fused_dim", m->fused_dim);
     cJSON_AddNumberToObject(o, "images_per_sku", m->per_sku);
@@ -151,6 +152,10 @@ int lk__meta_read(const char *dir, struct lk__meta *m, struct lk_err *err)
         m->per_sku = (uint32_t)ps;
         strcpy(m->images_dir, im->valuestring);
         strcpy(m->model_layer, ml->valuestring);
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(o, "cnn_precision");
+        m->cnn_precision = LK_CNN_FP32;
+        if (pr && (!cJSON_IsString(pr) || lk_cnn_precision_parse(pr->valuestring, &m->cnn_precision, NULL) != LK_OK))
+            rc = lk_err_set(err, LK_ERR_CORRUPT, "generation metadata: invalid cnn_precision");
         m->bands.exact = (float)ex;
         m->bands.high = (float)hi;
         m->bands.medium = (float)me;

@@ -56,6 +56,7 @@ struct lk__meta {
     char model_layer[LK_CNN_LAYER_NAME_MAX + 1];
     uint32_t cnn_dim, fused_dim;
     uint32_t per_sku;           /* max images of one product at build time, capped */
+    enum lk_cnn_precision cnn_precision;    /* the descriptors' precision ("fp32"/"int8"; absent = fp32) */
     struct lk_bands bands;
 };
 

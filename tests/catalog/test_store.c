@@ -247,6 +247,40 @@ static int stop_at_two(const struct lk_product *p, void *ud)
     return ++*(int *)ud == 2 ? 42 : 0;
 }
 
+/* Many images' quality and generation in one transaction (index builds). */
+Test(store, mark_images_in_one_transaction)
+{
+    struct lk_err e = {0};
+    struct lk_product p = prod("M", "x", 1, 1);
+    cr_assert_eq(lk_catalog_upsert_product(cat, &p, NULL, &e), LK_OK);
+    int64_t ids[3];
+    cr_assert_eq(lk_catalog_add_image(cat, "M", "m/1.png", 0, 0, NULL, &ids[0], &e), LK_OK);
+    cr_assert_eq(lk_catalog_add_image(cat, "M", "m/2.png", 0, 0, NULL, &ids[1], &e), LK_OK);
+    cr_assert_eq(lk_catalog_add_image(cat, "M", "m/3.png", 0, 0, NULL, &ids[2], &e), LK_OK);
+    struct lk_catalog_quality q = {.blur = 55.0f, .contrast = 0.5f, .weak_flags = 2};
+    struct lk_catalog_image_mark marks[] = {
+        {ids[0], &q, 5},        /* both */
+        {ids[1], NULL, 6},      /* generation only */
+        {ids[2], &q, 0},        /* quality only */
+        {987654, &q, 5},        /* gone: skipped */
+    };
+    cr_assert_eq(lk_catalog_mark_images(cat, marks, 4, &e), LK_OK, "%s", e.msg);
+    static const int want_q[3] = {1, 0, 1};
+    static const uint64_t want_gen[3] = {5, 6, 0};
+    for (int i = 0; i < 3; i++) {
+        struct lk_catalog_image im;
+        cr_assert_eq(lk_catalog_get_image(cat, ids[i], &im, &e), LK_OK);
+        cr_expect_eq(im.has_quality, want_q[i], "image %d", i);
+        if (want_q[i])
+            cr_expect_float_eq(im.quality.blur, 55.0f, 1e-6);
+        cr_expect_eq(im.indexed_gen, want_gen[i], "image %d", i);
+        lk_catalog_image_clear(&im);
+    }
+    cr_expect_eq(lk_catalog_mark_images(cat, NULL, 0, &e), LK_OK);
+    cr_expect_eq(lk_catalog_mark_images(cat, NULL, 1, &e), LK_ERR_INVALID_ARG);
+    cr_expect_eq(lk_catalog_mark_images(NULL, marks, 1, &e), LK_ERR_INVALID_ARG);
+}
+
 Test(store, images_iteration_delete_cascade)
 {
     struct lk_err e = {0};

@@ -162,8 +162,14 @@ Test(build, stored_vectors_equal_the_query_path, .timeout = 120)
     cr_assert_eq(lk_index_load(path, 0, &c.idx, NULL), LK_OK);
     snprintf(path, sizeof path, "%s/%s", g.dir, LK__GEN_PARAMS);
     cr_assert_eq(lk_embed_params_load(path, &c.params, NULL), LK_OK);
+    /* The query path loads the model in the precision the generation
+     * records (int8 by default). */
     struct lk_cnn_model *m = NULL;
-    cr_assert_eq(lk_cnn_load(fx_model_dir(), &m, NULL), LK_OK);
+    struct lk_cnn_options mo;
+    lk_cnn_options_init(&mo);
+    mo.precision = lk_embed_cnn_precision(c.params);
+    cr_assert_eq(mo.precision, LK_CNN_PRECISION_DEFAULT, "a default build records the default precision");
+    cr_assert_eq(lk_cnn_load_opts(fx_model_dir(), &mo, &m, NULL), LK_OK);
     cr_assert_eq(lk__ws_new(m, &c.ws, NULL), LK_OK);
     c.dim = lk_embed_fused_dim(c.params);
     c.stored = malloc(c.dim * sizeof *c.stored);
@@ -339,6 +345,55 @@ Test(build, shared_photos_embedded_once_pairs_reported_once, .timeout = 180)
     cr_expect_eq(jnum(j, "shared_photos"), 2);
     cJSON_Delete(j);
     lk_build_report_free(&rep);
+    rm_root(root);
+}
+
+/* A generation built in fp32 records it, and an engine opened on it loads
+ * the model in fp32 (gen_load refuses a precision mismatch) and finds the
+ * product. */
+Test(build, fp32_generation_is_served_in_fp32, .timeout = 180)
+{
+    char root[] = "/tmp/lk-build-fp32-XXXXXX", data[4200];
+    struct lk_build_opts o;
+    temp_build(root,
+               "sku,title,category,price,currency,stock,image\n"
+               "SOFA-BEIGE,Sofa,home/furniture/sofas,899.00,USD,2,SOFA-BEIGE-0.png\n"
+               "BEAN-BEIGE,Bag,home/furniture/beanbags,99.00,USD,2,BEAN-BEIGE-0.png\n",
+               &o, data, sizeof data);
+    o.precision = LK_CNN_FP32;
+    o.calib_samples = 2;
+    struct lk_build_report rep;
+    struct lk_err err = {0};
+    cr_assert_eq(lk_index_build(&o, &rep, &err), LK_OK, "%s", err.msg);
+    lk_build_report_free(&rep);
+    char meta[4300];
+    snprintf(meta, sizeof meta, "%s/gen-000001/search.json", data);
+    cJSON *j = read_json(meta);
+    const cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, "cnn_precision");
+    cr_assert(cJSON_IsString(pr) && !strcmp(pr->valuestring, "fp32"));
+    cJSON_Delete(j);
+
+    struct lk_engine_opts eo;
+    lk_engine_opts_default(&eo);
+    eo.data_dir = data;
+    eo.model_dir = fx_model_dir();
+    eo.workspaces = 1;
+    struct lk_engine *eng = NULL;
+    cr_assert_eq(lk_engine_open(&eo, &eng, &err), LK_OK, "%s", err.msg);
+    struct lk_search_request req;
+    lk_search_request_init(&req);
+    req.k = 2;
+    uint8_t *buf;
+    size_t len;
+    fx_query_png(fx_find("SOFA-BEIGE"), &buf, &len);
+    struct lk_search_response r;
+    lk_search_response_init(&r);
+    cr_assert_eq(lk_engine_search(eng, buf, len, &req, &r, &err), LK_OK, "%s", err.msg);
+    free(buf);
+    cr_assert_geq(r.n_results, 1);
+    cr_expect_str_eq(r.results[0].sku, "SOFA-BEIGE");
+    lk_search_response_free(&r);
+    lk_engine_close(eng);
     rm_root(root);
 }
 
