@@ -300,6 +300,22 @@ static size_t search_layer_filtered(const struct lk_index *ix, const struct lk__
 
 /* ==== lk_index_search ==== */
 
+/* K(dim) of the filtered-search planner (index.h): the cost of one graph
+ * distance in exact-scan distances.  At low dimension a distance is cheap
+ * and the traversal's random access and heap work dominate
+ * (LK_FILTER_GRAPH_EVAL_COST_LOWDIM at dim <= 128); at high dimension the
+ * arithmetic dominates both (LK_FILTER_GRAPH_EVAL_COST at dim >= 768);
+ * interpolated in log(dim) between. */
+static double graph_eval_cost(uint32_t dim)
+{
+    if (dim <= 128)
+        return LK_FILTER_GRAPH_EVAL_COST_LOWDIM;
+    if (dim >= 768)
+        return LK_FILTER_GRAPH_EVAL_COST;
+    double f = log2((double)dim / 128.0) / log2(768.0 / 128.0);
+    return LK_FILTER_GRAPH_EVAL_COST_LOWDIM + f * (LK_FILTER_GRAPH_EVAL_COST - LK_FILTER_GRAPH_EVAL_COST_LOWDIM);
+}
+
 /* Returns 0 if the slot was deleted (or is being reused) since it entered
  * the result set: the id read may then belong to the new occupant, so the
  * hit is dropped rather than reported with a stale distance. */
@@ -383,7 +399,7 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
     }
     if (!exact && f && allowed != SIZE_MAX && !(opts->flags & LK_SEARCH_FORCE_GRAPH)) {
         double unfiltered = LK_FILTER_GRAPH_EVALS_PER_EF * (double)ef;
-        double scan = (double)allowed / LK_FILTER_GRAPH_EVAL_COST; /* in graph distances */
+        double scan = (double)allowed / graph_eval_cost(ix->p.dim); /* in graph distances */
         if (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
             scan < LK_FILTER_GRAPH_MIN_GAIN * unfiltered) {
             exact = 1; /* rule 1: even a filter that follows the query leaves the graph no win */

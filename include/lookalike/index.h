@@ -292,7 +292,7 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
  *                                        count, or allowed_estimate)
  *   graph traversal:                E * ef / p graph distances, each costing
  *                                   K exact-scan ones (random access, heaps)
- * where E = LK_FILTER_GRAPH_EVALS_PER_EF, K = LK_FILTER_GRAPH_EVAL_COST and
+ * where E = LK_FILTER_GRAPH_EVALS_PER_EF, K = K(dim) (below) and
  * p is the density of allowed items among the nodes the traversal meets:
  * the global selectivity A / count for a filter independent of the query,
  * up to 1 for a filter that follows the query (the category the shopper's
@@ -324,8 +324,12 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
  * Constants measured with bench/ann on 128-d sets (docs/params.md). */
 #define LK_FILTER_EXACT_MIN_COUNT_PER_K 16u
 #define LK_FILTER_GRAPH_EVALS_PER_EF 9.0
-#define LK_FILTER_GRAPH_EVAL_COST 2.0
-#define LK_FILTER_GRAPH_MIN_GAIN 3.0
+/* K(dim): LK_FILTER_GRAPH_EVAL_COST_LOWDIM at dim <= 128 (memory latency
+ * and heap work dominate a graph step), LK_FILTER_GRAPH_EVAL_COST at
+ * dim >= 768 (the arithmetic dominates both), log-interpolated between. */
+#define LK_FILTER_GRAPH_EVAL_COST_LOWDIM 2.0
+#define LK_FILTER_GRAPH_EVAL_COST 1.0
+#define LK_FILTER_GRAPH_MIN_GAIN 1.5
 #define LK_FILTER_DENSITY_SAMPLE 4.0
 #define LK_FILTER_GRAPH_MARGIN 0.75
 

@@ -207,7 +207,7 @@ static struct lk_bitmap *bitmap_of(const unsigned char *ok)
 /* Recall@10 of the planner's choice against the exact scan of the same
  * filter, per query, with correlated (per-query) or random allow-lists.
  * ef 24 makes the graph-first path reachable on this small index (rule 1
- * sends A < 3 * 2 * 9 * ef = 1296 allowed rows straight to the scan);
+ * sends A < 1.5 * 2 * 9 * ef = 648 allowed rows straight to the scan);
  * counts the paths taken into paths[]. */
 static double planner_recall(double sel, int correlated, uint32_t ef, size_t paths[4])
 {
