@@ -42,7 +42,14 @@
  *     too (but not parallel: use lk_index_add_batch for a parallel build).
  *     A search running during a mutation sees each node either before or
  *     after the change (it may or may not return a node being added/removed
- *     at that instant); it never crashes or reads freed memory, because node
+ *     at that instant).  An update (lk_index_add / lk_index_add_batch on an
+ *     existing id) keeps the old vector searchable while the new one is
+ *     linked, then switches: map entry, old node tombstoned, new node made
+ *     visible, in that order, so a search overlapping that instant may miss
+ *     the id (never returns it twice, never returns a stale distance).  A
+ *     batch's rows become visible one by one as they are linked (updates at
+ *     the end); a failed batch is rolled back (lk_index_add_batch).  A
+ *     search never crashes or reads freed memory, because node
  *     storage grows in pointer-stable chunks and is never moved or freed
  *     before lk_index_free.  Scheme: writers lock one node at a time (a
  *     spinlock byte) to rewrite its links; readers take no lock and read
