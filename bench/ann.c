@@ -487,6 +487,9 @@ struct method {
 
 /* Thread CPU seconds of the last run_queries loop. */
 static double last_cpu_secs;
+/* Paths our searches took in the last run_queries loop (lk_search_info:
+ * graph, exact, bail-out, completed). */
+static size_t last_paths[4];
 
 /* Search `m` queries (rows `qrows` of s->queries, or 0..m-1 when NULL) with
  * k results each into res (m x k).  Returns elapsed (wall) seconds of the
@@ -500,6 +503,9 @@ static double run_queries(const struct method *me, const struct ann_set *s,
     so.ef_search = ef;
     so.flags = me->flags;
     so.allow = me->allow;
+    struct lk_search_info info = {0};
+    so.info = &info;
+    memset(last_paths, 0, sizeof last_paths);
     if (me->kind == M_HNSWLIB)
         hnswlib_set_ef(me->h, ef);
     double c0 = cpu_now(), t0 = now();
@@ -515,6 +521,7 @@ static double run_queries(const struct method *me, const struct ann_set *s,
                 die("%s: lk_index_search: %s", me->name, err.msg);
             for (size_t j = 0; j < got; j++)
                 r[j] = (int64_t)hits[j].id;
+            last_paths[info.path & 3]++;
         }
         for (size_t j = got; j < k; j++)
             r[j] = -1;
@@ -824,7 +831,30 @@ static struct fplan *make_plans(const struct ann_set *s, const struct groups *G,
 struct fres {
     double recall, qps, qps_cpu;
     size_t nq;
+    size_t paths[4]; /* ours: searches per lk_search_path in the first pass */
 };
+
+/* "g100" / "x100" / "g62 b38": percent of searches per path (graph,
+ * exact, bail-out = graph abandoned for the exact scan, completed = graph
+ * then exact because it found fewer than k). */
+static const char *fmt_paths(char *buf, size_t cap, const size_t p[4])
+{
+    static const char tag[4] = {'g', 'x', 'b', 'c'};
+    size_t tot = p[0] + p[1] + p[2] + p[3], w = 0;
+    buf[0] = 0;
+    for (int i = 0; i < 4 && tot; i++) {
+        if (!p[i])
+            continue;
+        int r = snprintf(buf + w, cap - w, "%s%c%.0f", w ? " " : "", tag[i],
+                         100.0 * (double)p[i] / (double)tot);
+        if (r < 0 || (size_t)r >= cap - w)
+            break;
+        w += (size_t)r;
+    }
+    if (!tot)
+        snprintf(buf, cap, "-");
+    return buf;
+}
 
 /* Run method `me` over all plans; bitmaps are made per plan for ours (from
  * the same mask), hnswlib gets its deletion marks; neither is timed. */
@@ -838,6 +868,7 @@ static struct fres run_filtered(struct method *me, const struct ann_set *s, stru
     /* repeat all plans until min_time_s of timed search (recall from the
      * first pass; the searches are deterministic) */
     size_t distinct = 0;
+    size_t paths[4] = {0};
     for (int rep = 0; rep == 0 || (secs < min_time_s && rep < 1000); rep++) {
     for (size_t pi = 0; pi < np; pi++) {
         struct fplan *p = &plans[pi];
@@ -869,6 +900,8 @@ static struct fres run_filtered(struct method *me, const struct ann_set *s, stru
         run_queries(me, s, p->qrows, warm, K, ef, res);
         secs += run_queries(me, s, p->qrows, p->m, K, ef, res);
         cpu += last_cpu_secs;
+        for (int w = 0; rep == 0 && w < 4; w++)
+            paths[w] += last_paths[w];
         for (size_t j = 0; rep == 0 && j < p->m; j++) {
             double r = recall_row(res + j * K, K, p->gt + j * K, K);
             if (r >= 0) {
@@ -887,7 +920,7 @@ static struct fres run_filtered(struct method *me, const struct ann_set *s, stru
     }
     free(res);
     return (struct fres){nr ? rsum / (double)nr : NAN, (double)nq / secs, (double)nq / cpu,
-                         distinct};
+                         distinct, {paths[0], paths[1], paths[2], paths[3]}};
 }
 
 /* ==== One set =========================================================== */
@@ -1193,8 +1226,10 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                    s->group_source);
             printf("recall@10 against exact filtered ground truth; k' = min(k, allowed)\n");
             printf("QPS are wall-clock; the last two ratio columns use thread CPU time instead\n");
-            printf("%-10s %6s %7s %4s | %-15s | %-15s | %-15s | %9s | %6s %6s | %6s %6s\n",
-                   "filter", "sel", "actual", "ef", "ours R@10 QPS", "ours-graph", "hnswlib",
+            printf("path: share of our searches by the planner's path: g graph, x exact scan,\n"
+                   "b graph abandoned for the exact scan (bail-out), c graph completed by a scan\n");
+            printf("%-10s %6s %7s %4s | %-15s %-11s | %-15s | %-15s | %9s | %6s %6s | %6s %6s\n",
+                   "filter", "sel", "actual", "ef", "ours R@10 QPS", "path", "ours-graph", "hnswlib",
                    "exact QPS", "o/exct", "o/hnsw", "cpu:ex", "cpu:h");
             for (int kind = 0; kind < 2; kind++) {
                 for (size_t si2 = 0; si2 < NSEL; si2++) {
@@ -1210,7 +1245,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                     for (size_t e = 0; e < o->nfef; e++) {
                         uint32_t ef = o->fef[e];
                         struct fres fo = run_filtered(&m_ours, s, plans, np, ef);
-                        struct fres fg = {NAN, NAN, NAN, 0};
+                        struct fres fg = {NAN, NAN, NAN, 0, {0, 0, 0, 0}};
                         if (graph_row) {
                             m_ours.flags = LK_SEARCH_FORCE_GRAPH;
                             fg = run_filtered(&m_ours, s, plans, np, ef);
@@ -1220,10 +1255,11 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                         char g[40] = "-";
                         if (graph_row)
                             snprintf(g, sizeof g, "%.3f %8.0f", fg.recall, fg.qps);
-                        printf("%-10s %5.1f%% %6.2f%% %4u | %.3f %9.0f | %-15s | %.3f %9.0f | %9.0f "
+                        char pth[48];
+                        printf("%-10s %5.1f%% %6.2f%% %4u | %.3f %9.0f %-11s | %-15s | %.3f %9.0f | %9.0f "
                                "| %6.2f %6.2f | %6.2f %6.2f\n",
                                kind ? "correlated" : "random", sel * 100, act * 100, ef,
-                               fo.recall, fo.qps, g, fh.recall, fh.qps, fe.qps, fo.qps / fe.qps,
+                               fo.recall, fo.qps, fmt_paths(pth, sizeof pth, fo.paths), g, fh.recall, fh.qps, fe.qps, fo.qps / fe.qps,
                                fo.qps / fh.qps, fo.qps_cpu / fe.qps_cpu, fo.qps_cpu / fh.qps_cpu);
                         fflush(stdout);
                         for (int w = 0; w < 4; w++) {
@@ -1245,8 +1281,16 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                             rec_num(&out, "recall_at_10", r->recall);
                             rec_num(&out, "qps", r->qps);
                             rec_num(&out, "qps_cpu_time", r->qps_cpu);
-                            if (w != 3)
+                            if (w != 3) {
                                 rec_num(&out, "qps_ratio_vs_exact", r->qps / fe.qps);
+                                rec_num(&out, "qps_ratio_vs_exact_cpu_time", r->qps_cpu / fe.qps_cpu);
+                            }
+                            if (w == 0) {
+                                static const char *pn[4] = {"path_graph", "path_exact",
+                                                            "path_bailout", "path_completed"};
+                                for (int pi = 0; pi < 4; pi++)
+                                    rec_num(&out, pn[pi], (double)r->paths[pi] / (double)r->nq);
+                            }
                             rec_end(&out);
                         }
                     }

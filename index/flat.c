@@ -12,6 +12,11 @@
  * exact scan at 0.1 % selectivity costs N/64 word tests plus the allowed
  * distances.  Distances are exact float32 (the RAW copy for F16/I8
  * storage).
+ *
+ * lk__exact_scan can also finish a filtered graph traversal the planner
+ * abandoned (hnsw_search.c): it starts from that traversal's result heap and
+ * skips the nodes it visited, whose distances were already computed, so the
+ * bail-out costs only the traversal's distances to NOT allowed nodes.
  */
 #include <math.h>
 
@@ -36,12 +41,17 @@ static inline void consider(const struct lk_index *ix, const struct lk__ctab *t,
 }
 
 size_t lk__exact_scan(const struct lk_index *ix, struct lk__sctx *c, const float *q, size_t k,
-                      const struct lk__filter *f, struct lk__cand *out)
+                      const struct lk__filter *f, struct lk__cand *out, size_t n0, uint16_t skip_epoch)
 {
-    (void)c;
     uint32_t nslots = atomic_load_explicit(&((struct lk_index *)ix)->s.n_slots, memory_order_acquire);
     const struct lk__ctab *t = lk__tab(ix);
-    size_t n = 0;
+    size_t n = n0;
+    /* Completing an abandoned traversal (skip_epoch != 0): nodes it visited
+     * were already offered to the heap out[0..n0); slots past the visited
+     * table were not visited.  The test is one predictable branch. */
+    const uint16_t *vis = skip_epoch ? c->vis : NULL;
+    uint32_t vcap = skip_epoch ? c->vis_cap : 0;
+#define SKIPPED(id) ((id) < vcap && vis[id] == skip_epoch)
     if (f && f->bm) {
         uint32_t lim = f->bm->nbits < nslots ? f->bm->nbits : nslots;
         size_t words = ((size_t)lim + 63) / 64;
@@ -52,13 +62,16 @@ size_t lk__exact_scan(const struct lk_index *ix, struct lk__sctx *c, const float
                 bits &= bits - 1;
                 if (id >= lim)
                     break;
-                consider(ix, t, q, id, k, f, out, &n);
+                if (!SKIPPED(id))
+                    consider(ix, t, q, id, k, f, out, &n);
             }
         }
     } else {
         for (uint32_t id = 0; id < nslots; id++)
-            consider(ix, t, q, id, k, f, out, &n);
+            if (!SKIPPED(id))
+                consider(ix, t, q, id, k, f, out, &n);
     }
+#undef SKIPPED
     lk__cand_sort(out, n);
     return n;
 }

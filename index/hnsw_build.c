@@ -2,22 +2,29 @@
  * index/hnsw_build.c — lk_index_add_batch: build (or extend) the graph from
  * a batch of vectors with several threads.
  *
- * The batch runs in three phases under the writer mutex:
+ * The batch runs in phases under the writer mutex:
  *   1. validate every row (finite values, non-zero for COSINE) before
  *      touching the index, so a bad row leaves it unchanged;
  *   2. serially, in batch order: resolve duplicate ids (the last occurrence
- *      wins), tombstone ids already present (update = delete + insert),
- *      allocate a slot per row, draw its level from the insertion sequence
- *      number and write vector and id — all flagged PENDING, invisible to
- *      results;
+ *      wins), note the slot of ids already present (updates), allocate a
+ *      slot per row, draw its level from the insertion sequence number and
+ *      write vector and id — all flagged PENDING, invisible to results;
  *   3. link the slots into the graph (Algorithm 1, hnsw_insert.c) from
  *      `nthreads` workers that take rows from a shared atomic counter, as
- *      hnswlib's ParallelFor does; each row is published (id map + flag)
- *      as soon as it is linked;
+ *      hnswlib's ParallelFor does; a row with a new id is published (id map
+ *      + flag) as soon as it is linked, an update stays PENDING (the old
+ *      vector stays live);
  *   4. if more than one thread linked, a single-threaded reachability
  *      repair (lk__repair_reachability, hnsw_insert.c): concurrent orphan
  *      repair is best effort, so any live node the level-0 links from the
- *      entry point miss gets an in-link from a reached node.
+ *      entry point miss gets an in-link from a reached node;
+ *   5. success: every update switches its id to the new slot and tombstones
+ *      the old one (lk__replace_published).  Failure (out of memory,
+ *      LK_ERR_LIMIT) in phase 2 or 3: roll back — rows with new ids that
+ *      were published are removed again, every PENDING slot (unlinked rows,
+ *      updates) is abandoned, old vectors of updates were never touched.
+ *      The live contents (id -> vector) are then exactly what they were;
+ *      only tombstones remain, reused by later inserts.
  * With one thread phase 3 runs in order on the caller's thread, so the graph
  * is a pure function of (seed, insertion order): the determinism guarantee.
  * With more threads the levels are still fixed but the link order is not.
@@ -34,6 +41,8 @@ struct build_job {
     struct lk_index *ix;
     const uint64_t *ids;
     const uint32_t *slots;     /* LK__NONE: row superseded by a later duplicate */
+    const uint32_t *old;       /* slot the id held before the batch, LK__NONE: new id */
+    uint8_t *linked;           /* set when the row is linked (phase 3) */
     size_t n;
     _Atomic size_t next;
     _Atomic int rc;
@@ -55,8 +64,11 @@ static void *build_worker(void *arg)
         if (slot == LK__NONE)
             continue;
         int rc = j->ix->p.kind == LK_INDEX_HNSW ? lk__insert_link(j->ix, c, slot) : LK_OK;
-        if (!rc)
-            rc = lk__publish(j->ix, j->ids[i], slot, NULL);
+        if (!rc) {
+            j->linked[i] = 1;
+            if (j->old[i] == LK__NONE)
+                rc = lk__publish(j->ix, j->ids[i], slot, NULL);
+        }
         if (rc) {
             int zero = 0;
             atomic_compare_exchange_strong(&j->rc, &zero, rc);
@@ -90,15 +102,17 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
         }
     }
     uint32_t *slots = malloc(n * sizeof *slots);
+    uint32_t *old = malloc(n * sizeof *old);
+    uint8_t *linked = calloc(n, 1);
     float *tmp = malloc(dim * sizeof *tmp);
     struct lk__map last = {0};
-    if (!slots || !tmp) {
-        free(slots), free(tmp);
+    if (!slots || !old || !linked || !tmp) {
+        free(slots), free(old), free(linked), free(tmp);
         return lk_err_set(err, LK_ERR_NOMEM, "lk_index_add_batch: out of memory");
     }
     for (size_t i = 0; i < n; i++) {
         if (lk__map_put(&last, ids[i], (uint32_t)(i & 0x7fffffffu))) {
-            free(slots), free(tmp), lk__map_free(&last);
+            free(slots), free(old), free(linked), free(tmp), lk__map_free(&last);
             return lk_err_set(err, LK_ERR_NOMEM, "lk_index_add_batch: out of memory");
         }
     }
@@ -108,11 +122,12 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
     /* phase 2: slots */
     size_t done = 0;
     for (; done < n; done++) {
+        old[done] = LK__NONE;
         if (lk__map_get(&last, ids[done]) != (uint32_t)(done & 0x7fffffffu)) {
             slots[done] = LK__NONE;
             continue;
         }
-        lk__remove_locked(ix, ids[done]);
+        old[done] = lk__map_get(&ix->s.map, ids[done]); /* writer: no concurrent map writes */
         int r2;
         const float *v = lk__prepare_vector(ix, vecs + done * dim, tmp, NULL, &r2);
         rc = lk__slot_write(ix, ids[done], v, ix->s.seq++, &slots[done], err);
@@ -121,7 +136,8 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
     }
     lk__map_free(&last);
     /* phase 3: link (rows [0, done) have slots) */
-    struct build_job job = {.ix = ix, .ids = ids, .slots = slots, .n = done};
+    struct build_job job = {.ix = ix, .ids = ids, .slots = slots, .old = old, .linked = linked,
+                            .n = rc ? 0 : done}; /* phase 2 failed: link nothing, roll back */
     atomic_init(&job.next, 0);
     atomic_init(&job.rc, LK_OK);
     if (nthreads == 0) {
@@ -156,19 +172,36 @@ int lk_index_add_batch(struct lk_index *ix, const uint64_t *ids, const float *ve
     if (!rc && atomic_load(&job.rc))
         rc = lk_err_set(err, atomic_load(&job.rc), "lk_index_add_batch: %s",
                         lk_status_str(atomic_load(&job.rc)));
-    /* rows that got a slot but were never linked (error): tombstone them */
     if (rc) {
+        /* phase 5, failure: roll back.  New ids published by this batch
+         * are removed (their slot still holds them: nothing else writes
+         * meanwhile); every other slot of the batch is still PENDING
+         * (never linked, or an update not yet switched) and is abandoned. */
         for (size_t i = 0; i < done; i++) {
             if (slots[i] == LK__NONE)
                 continue;
             if (lk__load_flags(lk__node(ix, slots[i])) & LK__NODE_PENDING)
                 lk__slot_abandon(ix, slots[i]);
+            else if (old[i] == LK__NONE && lk__map_get(&ix->s.map, ids[i]) == slots[i])
+                lk__remove_locked(ix, ids[i]);
         }
         lk__slots_reset_unlinked(ix);
     }
     if (started && rq && rseen)
         lk__repair_reachability(ix, rq, rseen, ns_after);
+    if (!rc) {
+        /* phase 5, success: switch the updates.  The id map rehash inside
+         * can run out of memory; that update then keeps its old vector
+         * (row-atomic) and the error is returned. */
+        for (size_t i = 0; i < done; i++) {
+            if (slots[i] == LK__NONE || old[i] == LK__NONE || !linked[i])
+                continue;
+            int r = lk__replace_published(ix, ids[i], old[i], slots[i], rc ? NULL : err);
+            if (r && !rc)
+                rc = r;
+        }
+    }
     pthread_mutex_unlock(&ix->write_mu);
-    free(slots), free(tmp), free(rq), free(rseen);
+    free(slots), free(old), free(linked), free(tmp), free(rq), free(rseen);
     return rc;
 }

@@ -670,7 +670,7 @@ void lk__slots_reset_unlinked(struct lk_index *ix)
  * old item is untouched.  Then, with the map already pointing at the new
  * slot, the old one is tombstoned and the new one made visible.  Caller
  * holds write_mu. */
-static int replace_published(struct lk_index *ix, uint64_t id, uint32_t old, uint32_t slot, struct lk_err *err)
+int lk__replace_published(struct lk_index *ix, uint64_t id, uint32_t old, uint32_t slot, struct lk_err *err)
 {
     struct lk__store *s = &ix->s;
     const struct lk__ctab *t = lk__tab(ix);
@@ -717,7 +717,7 @@ int lk_index_add(struct lk_index *ix, uint64_t id, const float *vec, struct lk_e
     /* Update (id present) is failure-atomic: the new vector goes into a
      * fresh PENDING slot and is linked while the old item stays live and
      * mapped; only when everything that can fail has succeeded does
-     * replace_published switch the map and tombstone the old slot.  A
+     * lk__replace_published switch the map and tombstone the old slot.  A
      * failure before that leaves the old item exactly as it was. */
     uint32_t old = lk__map_get(&ix->s.map, id); /* writer: no concurrent map writes */
     uint32_t slot;
@@ -734,7 +734,7 @@ int lk_index_add(struct lk_index *ix, uint64_t id, const float *vec, struct lk_e
         }
     }
     if (!rc)
-        rc = old == LK__NONE ? lk__publish(ix, id, slot, err) : replace_published(ix, id, old, slot, err);
+        rc = old == LK__NONE ? lk__publish(ix, id, slot, err) : lk__replace_published(ix, id, old, slot, err);
     pthread_mutex_unlock(&ix->write_mu);
     lk__ctx_put(ix, c);
     return rc;

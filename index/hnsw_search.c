@@ -21,12 +21,16 @@
  * not allowed — and tombstones and nodes still being inserted — are
  * expanded like any other (so the graph stays navigable) but never enter the
  * result set W; the stop test of Algorithm 2 uses the furthest ALLOWED
- * result, so the search runs until ef allowed items are found.  When the
- * allowed set is known to be small (bitmap count or caller estimate; see
- * the cost model at LK_FILTER_EXACT_COST_RATIO in index.h) an exact scan of
- * the allowed items is both cheaper and exact, so we do that instead.  If a graph search ends
- * with fewer than k allowed hits, an exact scan completes it: a query for k
- * gets k results whenever k live allowed items exist.
+ * result, so the search runs until ef allowed items are found.  Which of
+ * traversal and exact scan of the allowed items runs is decided by the
+ * planner in lk_index_search (rules in index.h and docs/params.md): the
+ * scan up front when even a query-correlated filter could not make the
+ * graph clearly cheaper, otherwise the graph first, abandoned for the scan
+ * ("bail-out") as soon as the allowed density it observes says the scan is
+ * cheaper.  The bail-out keeps the traversal's allowed results and skips
+ * the nodes it visited, so its answer is exactly the scan's.  If a graph
+ * search ends with fewer than k allowed hits, an exact scan completes it: a
+ * query for k gets k results whenever k live allowed items exist.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -121,16 +125,39 @@ struct lk__cand lk__greedy(const struct lk_index *ix, const struct lk__ctab *t, 
     return ep;
 }
 
+/* Budget of one filtered traversal (the planner's bail-out, see
+ * lk_index_search).  evals counts level-0 distance computations; cands the
+ * nodes that qualified as candidates (closer than the furthest result) and
+ * found how many of those were allowed.  The traversal stops with bailed = 1
+ * when evals exceeds max_evals; when, at the first expansion with
+ * cands >= min_sample, the predicted total at the observed allowed density,
+ * unfiltered_evals * cands / found, exceeds LK_FILTER_GRAPH_MARGIN times
+ * the exact scan's cost (`allowed`, converted to graph distances); or, at
+ * any later expansion, when the distances still to compute,
+ * unfiltered_evals * cands / (found + 1) - evals, exceed the scan's cost
+ * (what is spent is spent: only the rest counts).  The strict first test
+ * settles borderline densities early, when bailing out is cheap. */
+struct fbudget {
+    size_t max_evals, min_sample;
+    double unfiltered_evals, allowed; /* LK_FILTER_GRAPH_EVALS_PER_EF * ef; A in graph-eval units */
+    size_t evals, cands, found;
+    int decided, bailed;
+};
+
 /* SEARCH-LAYER (Algorithm 2).  `filtered` is a compile-time constant at
  * each call site: 0 = every node is a result (construction), 1 = results
  * must pass filter_pass.  Entry points eps[] are visited first.  Returns
- * the number of results left in the max-heap c->res. */
+ * the number of results left in the max-heap c->res.  With a budget `bu`
+ * (filtered only) the traversal may stop early (bu->bailed); every node it
+ * marked visited has then been evaluated and offered to the result heap, so
+ * an exact scan that skips visited nodes and starts from the heap is exact
+ * (lk__exact_scan). */
 enum { PF_MAX_BYTES = 1024 };
 
 static inline __attribute__((always_inline)) size_t
 search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk__sctx *c, const float *q,
                   uint32_t nslots, const struct lk__cand *eps, size_t n_eps, size_t ef, unsigned level,
-                  uint32_t self, const int filtered, const struct lk__filter *f)
+                  uint32_t self, const int filtered, const struct lk__filter *f, struct fbudget *bu)
 {
     uint16_t epoch = next_epoch(c);
     uint16_t *vis = c->vis;
@@ -146,12 +173,10 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
         if (vis[id] == epoch)
             continue;
         vis[id] = epoch;
-        if (LK__UNLIKELY(nc + 1 >= c->cand_cap)) {
-            if (!grow_cand(c))
-                continue;
+        if (LK__UNLIKELY(nc + 1 >= c->cand_cap) && grow_cand(c))
             cand = c->cand;
-        }
-        lk__minheap_push(cand, &nc, eps[i]);
+        if (LK__LIKELY(nc + 1 < c->cand_cap))
+            lk__minheap_push(cand, &nc, eps[i]);
         if (id != self && (!filtered || filter_pass(ix, t, lk__node_t(ix, t, id), id, f))) {
             lk__maxheap_push(res, &nr, eps[i]);
             if (nr > ef)
@@ -205,13 +230,19 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
             float d = lk__to_distance(ix, dist(q, LK__VEC(nb), dim));
             if (nr < ef || d < worst) {
                 struct lk__cand x = {d, nb};
-                if (LK__UNLIKELY(nc + 1 >= c->cand_cap)) {
-                    if (!grow_cand(c))
-                        continue;
+                /* On allocation failure the candidate is not expanded but
+                 * still offered to the results (the bail-out's exact scan
+                 * relies on every visited node having been offered). */
+                if (LK__UNLIKELY(nc + 1 >= c->cand_cap) && grow_cand(c))
                     cand = c->cand;
+                if (LK__LIKELY(nc + 1 < c->cand_cap))
+                    lk__minheap_push(cand, &nc, x);
+                int pass = nb != self && (!filtered || filter_pass(ix, t, NULL, nb, f));
+                if (filtered && bu) {
+                    bu->cands++;
+                    bu->found += (size_t)pass;
                 }
-                lk__minheap_push(cand, &nc, x);
-                if (nb != self && (!filtered || filter_pass(ix, t, NULL, nb, f))) {
+                if (pass) {
                     if (nr < ef)
                         lk__maxheap_push(res, &nr, x);
                     else
@@ -219,6 +250,24 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
                     if (nr >= ef)
                         worst = res[0].d;
                 }
+            }
+        }
+        if (filtered && bu) {
+            /* the planner's bail-out test, once per expansion */
+            bu->evals += m;
+            int bail = bu->evals > bu->max_evals;
+            if (!bail && bu->cands >= bu->min_sample) {
+                double per_found = bu->unfiltered_evals * (double)bu->cands;
+                if (!bu->decided) {
+                    bu->decided = 1;
+                    bail = per_found > LK_FILTER_GRAPH_MARGIN * bu->allowed * (double)bu->found;
+                } else {
+                    bail = per_found / (double)(bu->found + 1) - (double)bu->evals > bu->allowed;
+                }
+            }
+            if (bail) {
+                bu->bailed = 1;
+                break;
             }
         }
         /* The next candidate to expand is cand[0]: fetch its link list
@@ -238,28 +287,33 @@ size_t lk__search_layer(const struct lk_index *ix, const struct lk__ctab *t, str
                         const float *q, uint32_t nslots, const struct lk__cand *eps, size_t n_eps,
                         size_t ef, unsigned level, uint32_t self)
 {
-    return search_layer_impl(ix, t, c, q, nslots, eps, n_eps, ef, level, self, 0, NULL);
+    return search_layer_impl(ix, t, c, q, nslots, eps, n_eps, ef, level, self, 0, NULL, NULL);
 }
 
 static size_t search_layer_filtered(const struct lk_index *ix, const struct lk__ctab *t,
                                     struct lk__sctx *c, const float *q, uint32_t nslots,
-                                    const struct lk__cand *eps, size_t ef, const struct lk__filter *f)
+                                    const struct lk__cand *eps, size_t ef, const struct lk__filter *f,
+                                    struct fbudget *bu)
 {
-    return search_layer_impl(ix, t, c, q, nslots, eps, 1, ef, 0, LK__NONE, 1, f);
+    return search_layer_impl(ix, t, c, q, nslots, eps, 1, ef, 0, LK__NONE, 1, f, bu);
 }
 
 /* ==== lk_index_search ==== */
 
-/* c(dim) of the filtered-search cost model (index.h): 16 at dim <= 128,
- * 8 at dim >= 768, interpolated in log(dim). */
-static double exact_cost_ratio(uint32_t dim)
+/* K(dim) of the filtered-search planner (index.h): the cost of one graph
+ * distance in exact-scan distances.  At low dimension a distance is cheap
+ * and the traversal's random access and heap work dominate
+ * (LK_FILTER_GRAPH_EVAL_COST_LOWDIM at dim <= 128); at high dimension the
+ * arithmetic dominates both (LK_FILTER_GRAPH_EVAL_COST at dim >= 768);
+ * interpolated in log(dim) between. */
+static double graph_eval_cost(uint32_t dim)
 {
     if (dim <= 128)
-        return LK_FILTER_EXACT_COST_RATIO_LOWDIM;
+        return LK_FILTER_GRAPH_EVAL_COST_LOWDIM;
     if (dim >= 768)
-        return LK_FILTER_EXACT_COST_RATIO;
+        return LK_FILTER_GRAPH_EVAL_COST;
     double f = log2((double)dim / 128.0) / log2(768.0 / 128.0);
-    return LK_FILTER_EXACT_COST_RATIO_LOWDIM + f * (LK_FILTER_EXACT_COST_RATIO - LK_FILTER_EXACT_COST_RATIO_LOWDIM);
+    return LK_FILTER_GRAPH_EVAL_COST_LOWDIM + f * (LK_FILTER_GRAPH_EVAL_COST - LK_FILTER_GRAPH_EVAL_COST_LOWDIM);
 }
 
 /* Returns 0 if the slot was deleted (or is being reused) since it entered
@@ -324,25 +378,46 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
     size_t live = atomic_load_explicit(&((struct lk_index *)ix)->s.n_live, memory_order_relaxed);
     size_t deleted = atomic_load_explicit(&((struct lk_index *)ix)->s.n_deleted, memory_order_relaxed);
 
+    /* ---- Filtered-search planner (index.h, docs/params.md) ----
+     * Units: one exact-scan distance computation.  The exact scan of the
+     * allowed set costs A; a traversal costs about G * ef / p where p is
+     * the density of allowed items among the nodes it meets (the global
+     * selectivity for a filter independent of the query, much higher for
+     * one that follows the query).  p is not known before traversing, so
+     * the graph goes first with a budget and is abandoned for the exact
+     * scan as soon as the density it observes says the scan is cheaper, or
+     * once it has spent what the whole scan would cost. */
+    enum lk_search_path path = LK_PATH_GRAPH;
+    size_t allowed = SIZE_MAX;
+    struct fbudget bu = {SIZE_MAX, SIZE_MAX, 0.0, 0.0, 0, 0, 0, 0, 0};
     int exact = ix->p.kind == LK_INDEX_FLAT || (opts->flags & LK_SEARCH_FORCE_EXACT) || ep == LK__EP_NONE;
-    if (!exact && f && !(opts->flags & LK_SEARCH_FORCE_GRAPH)) {
-        int known = 0;
-        size_t allowed = SIZE_MAX;
+    if (f) {
         if (filt.bm)
-            known = 1, allowed = filt.bm->count;
-        if (filt.fn && opts->allowed_estimate) {
-            known = 1;
-            if (opts->allowed_estimate < allowed)
-                allowed = opts->allowed_estimate;
-        }
-        if (known && (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
-                      (double)allowed < LK_FILTER_EXACT_SELECTIVITY * (double)live ||
-                      (double)allowed * (double)allowed < exact_cost_ratio(ix->p.dim) * (double)ef * (double)live))
-            exact = 1;
+            allowed = filt.bm->count;
+        if (filt.fn && opts->allowed_estimate && opts->allowed_estimate < allowed)
+            allowed = opts->allowed_estimate;
     }
+    if (!exact && f && allowed != SIZE_MAX && !(opts->flags & LK_SEARCH_FORCE_GRAPH)) {
+        double unfiltered = LK_FILTER_GRAPH_EVALS_PER_EF * (double)ef;
+        double scan = (double)allowed / graph_eval_cost(ix->p.dim); /* in graph distances */
+        if (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
+            scan < LK_FILTER_GRAPH_MIN_GAIN * unfiltered) {
+            exact = 1; /* rule 1: even a filter that follows the query leaves the graph no win */
+        } else {
+            bu.max_evals = (size_t)scan;
+            bu.unfiltered_evals = unfiltered;
+            bu.allowed = scan;
+            /* density below unfiltered / scan loses: sample enough
+             * candidates to see LK_FILTER_DENSITY_SAMPLE allowed ones there */
+            bu.min_sample = (size_t)ceil(LK_FILTER_DENSITY_SAMPLE * scan / unfiltered);
+        }
+    }
+    if (exact)
+        path = LK_PATH_EXACT;
 
     struct lk__cand *res = c->res;
     size_t n = 0;
+    uint16_t skip = 0;
     if (!exact) {
         struct lk__cand e = {0, (uint32_t)ep};
         unsigned top = (unsigned)(ep >> 32);
@@ -350,22 +425,46 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
         e = lk__greedy(ix, t, q, nslots, e, top, 0);
         /* Algorithm 5 line 7: SEARCH-LAYER(q, ep, ef, 0); results are only
          * allowed, live nodes (filter_pass also rejects tombstones). */
-        n = search_layer_filtered(ix, t, c, q, nslots, &e, ef, f);
-        if (ix->compressed) {
-            /* exact float32 re-ranking of all ef candidates */
-            for (size_t i = 0; i < n; i++)
-                res[i].d = lk__to_distance(ix, ix->dist_f32(q, lk__raw_t(ix, t, res[i].id), ix->p.dim));
-            lk__cand_sort(res, n);
+        n = search_layer_filtered(ix, t, c, q, nslots, &e, ef, f, f ? &bu : NULL);
+        if (bu.bailed) {
+            /* Abandoned: the exact scan starts from the allowed items met so
+             * far (the k best of the heap) and skips visited nodes.  With
+             * compressed storage the heap's distances are approximate, so
+             * the scan starts afresh. */
+            path = LK_PATH_BAILOUT;
+            exact = 1;
+            if (ix->compressed) {
+                n = 0;
+            } else {
+                while (n > k)
+                    lk__maxheap_pop(res, &n);
+                skip = c->epoch;
+            }
         } else {
-            lk__maxheap_sort(res, n); /* res is a max-heap: sort ascending in place */
+            if (ix->compressed) {
+                /* exact float32 re-ranking of all ef candidates */
+                for (size_t i = 0; i < n; i++)
+                    res[i].d = lk__to_distance(ix, ix->dist_f32(q, lk__raw_t(ix, t, res[i].id), ix->p.dim));
+                lk__cand_sort(res, n);
+            } else {
+                lk__maxheap_sort(res, n); /* res is a max-heap: sort ascending in place */
+            }
+            if (n > k)
+                n = k;
+            if (n < k && (f || deleted || n < live)) {
+                exact = 1; /* complete with an exact scan (k live allowed results when they exist) */
+                path = LK_PATH_COMPLETED;
+                n = 0;
+            }
         }
-        if (n > k)
-            n = k;
-        if (n < k && (f || deleted || n < live))
-            exact = 1; /* complete with an exact scan (k live allowed results when they exist) */
     }
     if (exact)
-        n = lk__exact_scan(ix, c, q, k, f, res);
+        n = lk__exact_scan(ix, c, q, k, f, res, skip ? n : 0, skip);
+    if (opts->info) {
+        opts->info->path = path;
+        opts->info->allowed = allowed;
+        opts->info->graph_evals = bu.evals;
+    }
 
     size_t w = 0;
     for (size_t i = 0; i < n; i++) {

@@ -295,6 +295,11 @@ int lk__slot_write(struct lk_index *ix, uint64_t id, const float *v, uint64_t se
                    struct lk_err *err);
 /* Mark inserted: map put + clear PENDING.  Caller serialises map writes. */
 int lk__publish(struct lk_index *ix, uint64_t id, uint32_t slot, struct lk_err *err);
+/* Update: point `id` at the linked PENDING `slot`, tombstone `old`, clear
+ * PENDING.  On failure (id map out of memory) `old` stays live and `slot`
+ * becomes a tombstone.  Caller holds write_mu. */
+int lk__replace_published(struct lk_index *ix, uint64_t id, uint32_t old, uint32_t slot,
+                          struct lk_err *err);
 /* An insert failed (out of memory) after lk__slot_write gave it `slot` but
  * before lk__publish: turn the slot into a reusable tombstone.  Caller holds
  * write_mu.  Call lk__slots_reset_unlinked afterwards. */
@@ -420,11 +425,14 @@ static inline void lk__maxheap_sort(struct lk__cand *h, size_t n)
 }
 
 /* ---- flat.c ---- */
-/* Exact scan over slots (optionally only the set bits of `allow`) keeping
- * the k best allowed live hits; results sorted ascending into out. */
 struct lk__filter;
+/* Exact scan over slots (only the set bits of a bitmap filter): exact top-k of the allowed live items into out (sorted ascending, returns
+ * the count).  out[0..n0) must be a max-heap of at most k items to start
+ * from (0 = empty); skip_epoch != 0 skips slots with c->vis[id] ==
+ * skip_epoch (visited by an abandoned traversal whose results are the
+ * heap).  Distances are exact float32. */
 size_t lk__exact_scan(const struct lk_index *ix, struct lk__sctx *c, const float *q, size_t k,
-                      const struct lk__filter *f, struct lk__cand *out);
+                      const struct lk__filter *f, struct lk__cand *out, size_t n0, uint16_t skip_epoch);
 
 struct lk_bitmap {
     const struct lk_index *ix;

@@ -42,7 +42,14 @@
  *     too (but not parallel: use lk_index_add_batch for a parallel build).
  *     A search running during a mutation sees each node either before or
  *     after the change (it may or may not return a node being added/removed
- *     at that instant); it never crashes or reads freed memory, because node
+ *     at that instant).  An update (lk_index_add / lk_index_add_batch on an
+ *     existing id) keeps the old vector searchable while the new one is
+ *     linked, then switches: map entry, old node tombstoned, new node made
+ *     visible, in that order, so a search overlapping that instant may miss
+ *     the id (never returns it twice, never returns a stale distance).  A
+ *     batch's rows become visible one by one as they are linked (updates at
+ *     the end); a failed batch is rolled back (lk_index_add_batch).  A
+ *     search never crashes or reads freed memory, because node
  *     storage grows in pointer-stable chunks and is never moved or freed
  *     before lk_index_free.  Scheme: writers lock one node at a time (a
  *     spinlock byte) to rewrite its links; readers take no lock and read
@@ -194,9 +201,19 @@ int lk_index_add(struct lk_index *idx, uint64_t id, const float *vec, struct lk_
 /* Add `n` vectors: ids[i] with vecs[i*dim .. i*dim+dim-1] (row-major).
  * Uses `nthreads` worker threads for the graph build (0 = one per online
  * CPU, capped at 64).  Duplicate ids inside the batch behave as successive
- * updates (the last one wins).  The batch is validated (finite values) before
- * anything is inserted, so a bad row leaves the index unchanged.  With
- * nthreads == 1 the result is deterministic for a given seed.
+ * updates (the last one wins).  With nthreads == 1 the result is
+ * deterministic for a given seed.
+ * Failure atomicity: the batch is validated (finite values) before anything
+ * is inserted, so a bad row leaves the index unchanged.  A failure later
+ * (LK_ERR_NOMEM, LK_ERR_LIMIT) rolls the batch back: rows with new ids that
+ * were already inserted are removed again and updates are never applied
+ * (an updated id keeps its old vector until the whole batch has linked), so
+ * the live contents (id -> vector) are exactly as before the call; only
+ * reusable tombstones remain.  Concurrent searches may see rows of a failed
+ * batch for the duration of the call.  One narrower case: running out of
+ * memory while switching the id map for an update at the very end leaves
+ * that one id with its old vector and the rest of the batch applied (the
+ * error is returned).
  * Errors: as lk_index_add. */
 int lk_index_add_batch(struct lk_index *idx, const uint64_t *ids, const float *vecs,
                        size_t n, unsigned nthreads, struct lk_err *err);
@@ -275,23 +292,69 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
 #define LK_SEARCH_FORCE_EXACT    0x4u /* exact scan even for HNSW (testing, benches) */
 #define LK_SEARCH_FORCE_GRAPH    0x8u /* never switch a filtered search to exact scan */
 
-/* Filtered search switches to an exact scan of the allowed items when the
- * allowed count A is known (bitmap, or allowed_estimate) and any of
- *   A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k,
- *   A / count < LK_FILTER_EXACT_SELECTIVITY,
- *   A * A < c(dim) * ef * count                        (cost model)
- * holds.  The cost model: an exact scan costs ~A distance computations; a
- * filtered traversal must find ef allowed items among ~ef * count / A
- * visited nodes.  Measured (docs/params.md): the crossover constant c was
- * >= 15 on synthetic 50k and 100k x 128 sets and ~8-9 on Fashion-MNIST
- * 60k x 784 (graph steps cost relatively less at high dim).  c(dim) is
- * LK_FILTER_EXACT_COST_RATIO_LOWDIM at dim <= 128, LK_FILTER_EXACT_COST_RATIO
- * at dim >= 768, log-interpolated between: at dim 128 and ef 64 the scan is
- * chosen below ~10 % selectivity for 100k items, ~3 % for 1M. */
-#define LK_FILTER_EXACT_SELECTIVITY 0.002
+/* Filtered-search planner.  A filtered HNSW search either traverses the
+ * graph (filter applied during traversal) or scans the allowed items
+ * exactly.  Cost model, in distance computations:
+ *   exact scan of the allowed set:  A   (A = allowed count: the bitmap's
+ *                                        count, or allowed_estimate)
+ *   graph traversal:                E * ef / p graph distances, each costing
+ *                                   K exact-scan ones (random access, heaps)
+ * where E = LK_FILTER_GRAPH_EVALS_PER_EF, K = K(dim) (below) and
+ * p is the density of allowed items among the nodes the traversal meets:
+ * the global selectivity A / count for a filter independent of the query,
+ * up to 1 for a filter that follows the query (the category the shopper's
+ * photo shows).  p is not known before traversing, so with A known and no
+ * LK_SEARCH_FORCE_* flag:
+ *   1. exact scan if A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k or
+ *      A < LK_FILTER_GRAPH_MIN_GAIN * K * E * ef (even p = 1 would not make
+ *      the graph clearly cheaper, and trying costs the descent through the
+ *      upper levels);
+ *   2. otherwise graph first, abandoned for the exact scan ("bail-out") when
+ *      (a) once LK_FILTER_DENSITY_SAMPLE * A / (K * E * ef) candidates
+ *          were seen, the predicted traversal at the observed density,
+ *          E * ef * candidates / allowed seen, costs more than
+ *          LK_FILTER_GRAPH_MARGIN times the scan (A / K); at any later
+ *          expansion, the distances still to compute,
+ *          E * ef * candidates / (allowed seen + 1) - computed so far, would
+ *          cost more than the scan, or
+ *      (b) the traversal has computed A / K distances (it has spent what
+ *          the whole scan costs).
+ *      The scan after a bail-out starts from the allowed items the
+ *      traversal found and skips the nodes it visited, so its result is
+ *      exactly the exact scan's; (b) bounds a filtered search at about
+ *      twice the exact scan in the worst case (a filter whose allowed items
+ *      are all far from the query); with a filter independent of the query
+ *      (a) fires after a few dozen candidates.
+ * A predicate without allowed_estimate gives an unknown A: graph without a
+ * budget.  If a graph search ends with fewer than k allowed hits an exact
+ * scan completes it.  lk_search_opts.info reports the path taken.
+ * Constants measured with bench/ann on 128-d sets (docs/params.md). */
 #define LK_FILTER_EXACT_MIN_COUNT_PER_K 16u
-#define LK_FILTER_EXACT_COST_RATIO 8.0
-#define LK_FILTER_EXACT_COST_RATIO_LOWDIM 16.0
+#define LK_FILTER_GRAPH_EVALS_PER_EF 9.0
+/* K(dim): LK_FILTER_GRAPH_EVAL_COST_LOWDIM at dim <= 128 (memory latency
+ * and heap work dominate a graph step), LK_FILTER_GRAPH_EVAL_COST at
+ * dim >= 768 (the arithmetic dominates both), log-interpolated between. */
+#define LK_FILTER_GRAPH_EVAL_COST_LOWDIM 2.0
+#define LK_FILTER_GRAPH_EVAL_COST 1.0
+#define LK_FILTER_GRAPH_MIN_GAIN 1.5
+#define LK_FILTER_DENSITY_SAMPLE 4.0
+#define LK_FILTER_GRAPH_MARGIN 0.75
+
+/* Which way a search went (lk_search_info.path). */
+enum lk_search_path {
+    LK_PATH_GRAPH = 0,     /* graph traversal only */
+    LK_PATH_EXACT = 1,     /* exact scan chosen up front (flat index, LK_SEARCH_FORCE_EXACT,
+                              empty index, or planner rule 1) */
+    LK_PATH_BAILOUT = 2,   /* graph traversal abandoned by planner rule 2, then exact scan */
+    LK_PATH_COMPLETED = 3, /* graph found fewer than k allowed hits; exact scan instead */
+};
+
+/* What a search did, written when lk_search_opts.info is non-NULL. */
+struct lk_search_info {
+    enum lk_search_path path;
+    size_t allowed;        /* allowed count the planner used; SIZE_MAX = unknown / no filter */
+    size_t graph_evals;    /* level-0 distance computations of a filtered traversal */
+};
 
 /* Per-search options.  A zero-initialised struct (or opts == NULL) means:
  * index default ef_search, no filter, no threshold. */
@@ -307,6 +370,7 @@ struct lk_search_opts {
                                       exact scan at low selectivity */
     float min_similarity;          /* with LK_SEARCH_MIN_SIMILARITY */
     float max_distance;            /* with LK_SEARCH_MAX_DISTANCE */
+    struct lk_search_info *info;   /* optional, caller-owned: receives what the search did */
 };
 
 struct lk_hit {

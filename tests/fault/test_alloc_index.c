@@ -8,7 +8,8 @@
  * index usable and consistent (lk_index_check, strictly: including
  * reachability after 2-thread batch builds) when it had one, and leak
  * nothing.  An update (lk_index_add on an existing id) that fails must keep
- * the old vector, retrievable and searchable.
+ * the old vector, retrievable and searchable; a batch that fails must
+ * leave the live contents exactly as they were (rolled back).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,61 @@ Test(alloc_index, update_keeps_old_vector_on_failure, .init = make_vecs)
          * recording the id's new slot rehashes it — an allocation made
          * after the new node is linked */
         sweep_update("update (id map growth)", 256, false, persistent);
+    }
+}
+
+/* lk_index_add_batch rolls back: after an injected failure the live
+ * contents are exactly those before the call (updated ids keep their old
+ * vectors, new ids are absent); after success every row is applied.  Base:
+ * 200 ids; batch: 40 updates + 60 new ids, 1 and 2 threads. */
+static void sweep_batch_rollback(unsigned threads, bool persistent)
+{
+    enum { BASE = 200, UPD = 40, NEW = 60 };
+    uint64_t ids[UPD + NEW];
+    static float bv[(UPD + NEW) * DIM];
+    for (unsigned i = 0; i < UPD + NEW; i++) {
+        ids[i] = i < UPD ? 100 + i : 5000 + i;
+        for (unsigned d = 0; d < DIM; d++)
+            bv[i * DIM + d] = vecs[(size_t)(BASE + i) * DIM + d] + 0.5f;
+    }
+    for (unsigned long n = 1; n <= MAXN; n++) {
+        struct lk_index *idx = built_n(LK_INDEX_HNSW, BASE);
+        struct lk_err err = {0};
+        if (persistent)
+            af_arm_persistent(n);
+        else
+            af_arm(n);
+        int rc = lk_index_add_batch(idx, ids, bv, UPD + NEW, threads, &err);
+        bool fired = af_disarm();
+        cr_assert(rc == LK_OK || (fired && rc == LK_ERR_NOMEM && err.msg[0]), "batch n=%lu: %d %s", n, rc,
+                  err.msg);
+        float got[DIM];
+        for (unsigned i = 0; i < BASE; i++) {
+            const float *want = rc == LK_OK && i < UPD ? bv + (size_t)i * DIM : vecs + (size_t)i * DIM;
+            cr_assert_eq(lk_index_get_vector(idx, 100 + i, got, NULL), LK_OK, "batch n=%lu (rc %d): id lost", n, rc);
+            cr_assert_arr_eq(got, want, sizeof got, "batch n=%lu (rc %d): id %u has the wrong vector", n, rc,
+                             100 + i);
+        }
+        for (unsigned i = UPD; i < UPD + NEW; i++)
+            cr_assert_eq(lk_index_contains(idx, ids[i]), rc == LK_OK, "batch n=%lu (rc %d): new id %s", n, rc,
+                         rc == LK_OK ? "missing" : "left behind");
+        cr_assert_eq(lk_index_count(idx), rc == LK_OK ? (size_t)BASE + NEW : (size_t)BASE);
+        struct lk_err e2 = {0};
+        cr_assert_eq(lk_index_check(idx, &e2), LK_OK, "batch n=%lu (rc %d): %s", n, rc, e2.msg);
+        lk_index_free(idx);
+        if (!fired) {
+            cr_log_info("batch rollback (%u threads): %lu allocations", threads, n - 1);
+            return;
+        }
+    }
+    cr_assert_fail("batch: still allocating after %d allocations", MAXN);
+}
+
+Test(alloc_index, batch_failure_rolls_back, .init = make_vecs)
+{
+    for (int persistent = 0; persistent < 2; persistent++) {
+        sweep_batch_rollback(1, persistent);
+        sweep_batch_rollback(2, persistent);
     }
 }
 
