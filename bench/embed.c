@@ -217,7 +217,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < nf; i++) {
         bytes[i] = slurp(files[i], &lens[i]);
         if (!bytes[i] || lk_image_decode(bytes[i], lens[i], &opts, &imgs[i], NULL, &e) ||
-            lk_image_resize(&imgs[i], 224, 224, &small[i], &e))
+            lk_image_resize_area(&imgs[i], 224, 224, &small[i], &e))
             die(files[i], &e);
     }
 
@@ -238,9 +238,9 @@ int main(int argc, char **argv)
         if (lk_image_decode(bytes[i], lens[i], &opts, &x, NULL, &e)) die("decode", &e);
         lk_image_free(&x);
     });
-    TIME_LOOP("resize to 224x224", 0, {
+    TIME_LOOP("resize to 224x224 (area)", 0, {
         struct lk_image x = {0};
-        if (lk_image_resize(&imgs[i], 224, 224, &x, &e)) die("resize", &e);
+        if (lk_image_resize_area(&imgs[i], 224, 224, &x, &e)) die("resize", &e);
         lk_image_free(&x);
     });
     TIME_LOOP("normalise to float x/127.5-1", 0, {

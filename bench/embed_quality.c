@@ -116,7 +116,7 @@ static void *worker(void *arg)
                  * lk_embed_describe() does in the product. */
                 struct lk_image *sz = &sized[cb->layer < 0 ? PREP_SQUASH : cb->prep];
                 if (!sz->rgb) {
-                    int rc = cb->prep == PREP_SQUASH ? lk_image_resize(&img, 224, 224, sz, &e)
+                    int rc = cb->prep == PREP_SQUASH ? lk_image_resize_area(&img, 224, 224, sz, &e)
                              : cb->prep == PREP_CROP ? lk_image_center_crop(&img, 224, 224, sz, &e)
                                                      : lk_image_letterbox(&img, 224, 224, white, sz, &e);
                     if (rc) {
@@ -169,9 +169,10 @@ static unsigned long long key_of(const struct bench_set *s, const struct combo *
 
 static void cache_path(char *out, size_t cap, const char *dir, const char *set, const char *combo)
 {
-    /* "a2": the analysis version (decode at M/8, colour from the 224x224
-     * copy); descriptors cached by an older analysis are not reused. */
-    snprintf(out, cap, "%s/a2__%s__%s.bin", dir, set, combo);
+    /* "a3": the analysis version (decode at M/8, area-averaging resize,
+     * colour from the 224x224 copy); descriptors cached by an older
+     * analysis are not reused. */
+    snprintf(out, cap, "%s/a3__%s__%s.bin", dir, set, combo);
     for (char *c = out + strlen(dir) + 1; *c; c++)
         if (*c == '/')
             *c = '_';

@@ -222,8 +222,8 @@ void lk_cnn_calibrator_free(struct lk_cnn_calibrator *c);
  *
  * The one analysis path for catalog photos and shopper queries: resize the
  * decoded image once to the network input size (lk_cnn_input_size(), 224 x
- * 224; lk_image_resize(), stb_image_resize in linear light, aspect ratio not
- * kept), then compute from that copy the CNN descriptor (lk_cnn_describe(),
+ * 224; lk_image_resize_area(), stb_image_resize's box filter in linear
+ * light, aspect ratio not kept), then compute from that copy the CNN descriptor (lk_cnn_describe(),
  * lk_cnn_dim(m) floats written to cnn_out) and the colour histogram
  * (lk_colour_embed(), LK_COLOUR_DIM floats written to colour_out).  `ws`
  * must have been created from `m`.  `img` (8-bit RGB, any size >= 1 x 1) is

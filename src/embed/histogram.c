@@ -114,7 +114,7 @@ int lk_colour_embed(const struct lk_image *img, float *out, struct lk_err *err)
     if (longside > LK_COLOUR_WORK_SIDE) {
         uint32_t w = (uint32_t)(((uint64_t)img->width * LK_COLOUR_WORK_SIDE + longside / 2) / longside);
         uint32_t h = (uint32_t)(((uint64_t)img->height * LK_COLOUR_WORK_SIDE + longside / 2) / longside);
-        int rc = lk_image_resize(img, w ? w : 1, h ? h : 1, &small, err);
+        int rc = lk_image_resize_area(img, w ? w : 1, h ? h : 1, &small, err);
         if (rc)
             return rc;
         work = &small;

@@ -341,7 +341,7 @@ static void embed_one(struct job *j, struct lk__ws *ws, struct lk_build_time *ac
         uint32_t w = 0, h = 0;
         lk_cnn_input_size(ws->model, &w, &h);
         struct lk_image sized = {0};
-        rc = lk_image_resize(&img, w, h, &sized, &err);
+        rc = lk_image_resize_area(&img, w, h, &sized, &err);
         clk_lap(&acc[LK_BUILD_STAGE_DECODE], &c, IMAGE_CLOCK);
         if (rc == LK_OK) {
             rc = lk_cnn_describe(ws->cnn, &sized, ws->raw, &err);

@@ -34,8 +34,10 @@
  * query an old generation with vectors it can no longer reproduce.
  *   1  colour histogram from the decoded image, decode scales 1/2^k
  *   2  one resize to the network input feeds CNN and colour (describe.c);
- *      decode scales M/8 */
-#define LK__META_VERSION 2
+ *      decode scales M/8
+ *   3  that resize and the colour working copy average areas (box filter);
+ *      search.json records cnn_precision (int8 by default) */
+#define LK__META_VERSION 3
 
 /* Shortest side the decoder keeps when it shrinks a JPEG on load: above the
  * CNN input (224) so the network never sees an upsampled photo.  Used by the

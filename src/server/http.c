@@ -472,6 +472,87 @@ static enum MHD_Result begin_request(struct lk__request *r, const char *url, con
     return MHD_YES;
 }
 
+/* ==== Job threads ========================================================
+ * libmicrohttpd keeps a connection on one worker thread for its life, and a
+ * worker runs its connections' handlers one at a time.  If the CPU-bound
+ * routes ran on the workers, two busy keep-alive connections that happened
+ * to land on the same worker would take turns on one core while the other
+ * core idled (measured: concurrency 2 gave the throughput of concurrency 1,
+ * and 32 connections less than 8).  So those routes run on job threads
+ * instead: the access handler suspends the connection (MHD_suspend_
+ * connection) and queues the request; a job thread runs the handler, stores
+ * the reply and resumes the connection (MHD_resume_connection wakes the
+ * worker through its inter-thread channel), and the worker sends the reply.
+ * The queue is FIFO, so requests are served in arrival order whatever
+ * worker their connection is on, and the workers stay free for I/O, health
+ * checks and cheap routes.  A suspended connection has no body left to read
+ * and is not timed out by MHD; the queue is bounded by the connection
+ * limits (one request per connection at a time). */
+static bool cpu_bound(enum lk__route_id id)
+{
+    return id == LK__R_SEARCH || id == LK__R_SIMILAR || id == LK__R_ITEM_PUT || id == LK__R_ITEMS_BATCH;
+}
+
+/* Queue `r` and suspend its connection; false when the job threads are
+ * stopping (shutdown): the caller then runs the handler itself. */
+static bool job_submit(struct lk_server *srv, struct lk__request *r)
+{
+    pthread_mutex_lock(&srv->job_mu);
+    if (srv->job_stop) {
+        pthread_mutex_unlock(&srv->job_mu);
+        return false;
+    }
+    r->job = LK__JOB_QUEUED;
+    r->job_next = NULL;
+    MHD_suspend_connection(r->conn);
+    if (srv->job_tail)
+        srv->job_tail->job_next = r;
+    else
+        srv->job_head = r;
+    srv->job_tail = r;
+    pthread_cond_signal(&srv->job_cv);
+    pthread_mutex_unlock(&srv->job_mu);
+    return true;
+}
+
+/* Runs queued requests until stopped; on stop, drains the queue first so no
+ * connection stays suspended (MHD_stop_daemon needs them resumed). */
+static void *job_main(void *arg)
+{
+    struct lk_server *srv = arg;
+    for (;;) {
+        pthread_mutex_lock(&srv->job_mu);
+        while (!srv->job_head && !srv->job_stop)
+            pthread_cond_wait(&srv->job_cv, &srv->job_mu);
+        struct lk__request *r = srv->job_head;
+        if (!r) {
+            pthread_mutex_unlock(&srv->job_mu);
+            return NULL;
+        }
+        srv->job_head = r->job_next;
+        if (!srv->job_head)
+            srv->job_tail = NULL;
+        pthread_mutex_unlock(&srv->job_mu);
+        memset(&r->job_reply, 0, sizeof r->job_reply);
+        r->route->handle(r, &r->job_reply);
+        r->job = LK__JOB_DONE;
+        MHD_resume_connection(r->conn);
+    }
+}
+
+static void jobs_stop(struct lk_server *srv)
+{
+    pthread_mutex_lock(&srv->job_mu);
+    srv->job_stop = true;
+    pthread_cond_broadcast(&srv->job_cv);
+    pthread_mutex_unlock(&srv->job_mu);
+    if (!srv->jobs_joined) {
+        for (unsigned i = 0; i < srv->n_job_threads; i++)
+            pthread_join(srv->job_threads[i], NULL);
+        srv->jobs_joined = true;
+    }
+}
+
 static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                       const char *version, const char *upload_data, size_t *upload_data_size,
                                       void **con_cls)
@@ -525,9 +606,16 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
 
+    if (r->job == LK__JOB_DONE)         /* resumed: the job thread's reply */
+        return reply_send(r, &r->job_reply);
+    if (r->job == LK__JOB_QUEUED)       /* spurious call while suspended */
+        return MHD_YES;
+
     /* Body complete (or none): run the route. */
     r->t_body_ns = lk__now_ns();
     lk__body_end(r);
+    if (cpu_bound(r->route->id) && job_submit(srv, r))
+        return MHD_YES;
     r->route->handle(r, &rep);
     return reply_send(r, &rep);
 }
@@ -662,7 +750,8 @@ int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_b
         struct sockaddr_in in4;
         struct sockaddr_in6 in6;
     } addr;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
     unsigned threads;
     const union MHD_DaemonInfo *info;
     sigset_t old;
@@ -699,6 +788,8 @@ int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_b
     pthread_mutex_init(&srv->reload_lock, NULL);
     pthread_mutex_init(&srv->conn_mu, NULL);
     pthread_cond_init(&srv->conn_cv, NULL);
+    pthread_mutex_init(&srv->job_mu, NULL);
+    pthread_cond_init(&srv->job_cv, NULL);
     atomic_init(&srv->header_timeouts, 0);
     atomic_init(&srv->stop_requested, 0);
     atomic_init(&srv->reload_requested, 0);
@@ -730,6 +821,17 @@ int lk_server_start(const struct lk_server_config *cfg, const struct lk_server_b
         return lk_err_set(err, LK_ERR_NOMEM, "cannot start the header-deadline thread");
     }
     srv->watchdog_started = true;
+    srv->job_threads = calloc(threads, sizeof *srv->job_threads);
+    for (unsigned i = 0; srv->job_threads && i < threads; i++) {
+        if (pthread_create(&srv->job_threads[i], NULL, job_main, srv) != 0)
+            break;
+        srv->n_job_threads++;
+    }
+    if (srv->n_job_threads == 0) {
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        lk_server_stop(srv);
+        return lk_err_set(err, LK_ERR_NOMEM, "cannot start the job threads");
+    }
     srv->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, access_handler, srv,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, srv,
@@ -777,11 +879,16 @@ void lk_server_stop(struct lk_server *srv)
             struct timespec ts = {0, 10 * 1000000L};
             nanosleep(&ts, NULL);
         }
+        jobs_stop(srv);     /* drains the queue: every suspended connection is resumed */
         MHD_stop_daemon(srv->daemon);
         if (lsock != MHD_INVALID_SOCKET)
             close(lsock);   /* quiesce hands the listening socket to us */
         log_line(srv, "stopped");
     }
+    jobs_stop(srv);         /* no-op when already stopped above */
+    free(srv->job_threads);
+    pthread_cond_destroy(&srv->job_cv);
+    pthread_mutex_destroy(&srv->job_mu);
     lk__ratelimit_free(srv->rl);
     lk__metrics_free(srv->metrics);
     if (srv->watchdog_started) {

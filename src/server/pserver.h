@@ -151,6 +151,13 @@ struct lk__request {
     size_t bytes_out;
     const char *error_code;             /* for the log */
     double upload_to_result_ms;         /* search/similar only, < 0 otherwise */
+
+    /* CPU-bound routes run on the server's job threads (http.c): the
+     * connection is suspended, the handler fills job_reply on a job
+     * thread, the connection is resumed and the reply sent from MHD's. */
+    enum { LK__JOB_NONE, LK__JOB_QUEUED, LK__JOB_DONE } job;
+    struct lk__reply job_reply;
+    struct lk__request *job_next;       /* job queue link */
 };
 
 /* Body intake hooks of routes.c, called by http.c.  begin: decide raw vs
@@ -199,6 +206,16 @@ struct lk_server {
     pthread_t watchdog;
     bool watchdog_started, watchdog_stop;
     atomic_uint_fast64_t header_timeouts;   /* connections cut for slow headers */
+
+    /* Job threads for CPU-bound routes (search, similar, item writes that
+     * embed images): one FIFO queue, cfg.threads threads. */
+    pthread_mutex_t job_mu;
+    pthread_cond_t job_cv;
+    struct lk__request *job_head, *job_tail;
+    pthread_t *job_threads;
+    unsigned n_job_threads;             /* set before the daemon starts, then constant */
+    bool job_stop;                      /* under job_mu */
+    bool jobs_joined;                   /* lk_server_stop's thread only */
 };
 
 /* Monotonic clock in nanoseconds. */

@@ -68,7 +68,7 @@ Test(describe, equals_resize_once_then_both_descriptors)
         cr_assert_eq(lk_embed_describe(model, ws, &img, cnn, col, &e), LK_OK, "%ux%u: %s", img.width,
                      img.height, e.msg);
         struct lk_image sized;
-        cr_assert_eq(lk_image_resize(&img, iw, ih, &sized, &e), LK_OK);
+        cr_assert_eq(lk_image_resize_area(&img, iw, ih, &sized, &e), LK_OK);
         cr_assert_eq(lk_cnn_describe(ws, &sized, cnn_ref, &e), LK_OK);
         cr_assert_eq(lk_colour_embed(&sized, col_ref, &e), LK_OK);
         cr_expect_lt(max_abs_diff(cnn, cnn_ref, dim), 1e-6, "%ux%u cnn", img.width, img.height);
