@@ -126,8 +126,8 @@ struct lk_server_event {
  * routes then answer 501 (not implemented), except `ready` (NULL = always
  * ready) and `metrics_text` (NULL = no extra metrics).
  *
- * Threading: the server calls these concurrently from its worker threads
- * (up to lk_server_config.threads at once), so every function must be
+ * Threading: the server calls these concurrently from its worker and job threads
+ * (up to 2 x lk_server_config.threads at once), so every function must be
  * thread-safe.  `reload` is never called concurrently with itself.
  *
  * Status mapping (one table, src/server/errors.c): a returned LK_ERR_* code
@@ -239,7 +239,8 @@ void lk_server_log_stderr(void *cls, const char *line);
 struct lk_server_config {
     const char *bind_address;       /* numeric IPv4/IPv6 address; default "127.0.0.1" */
     uint16_t port;                  /* default 8080; 0 = ephemeral (see lk_server_port) */
-    unsigned threads;               /* worker threads; 0 = number of online CPUs */
+    unsigned threads;               /* libmicrohttpd I/O workers, and as many job threads for
+                                     * the CPU-bound routes; 0 = number of online CPUs */
     size_t max_body_bytes;          /* image upload limit; 413 beyond */
     size_t max_json_bytes;          /* JSON body limit; 413 beyond */
     size_t max_buffered_bytes;      /* request bodies held in memory by all connections

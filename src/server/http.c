@@ -7,15 +7,19 @@
  * libmicrohttpd runs with MHD_USE_INTERNAL_POLLING_THREAD and a thread pool
  * of `threads` workers (default: one per online CPU).  Each worker owns an
  * epoll loop and a share of the connections; a connection stays on one
- * worker for its life, so all callbacks for one request (access handler,
+ * worker for its life, so the callbacks for one request (access handler,
  * post processor, completion) run on that worker's thread, one at a time.
- * Per-request state (struct lk__request) is therefore never shared and
- * needs no lock.  Shared state is: the metrics (atomics), the rate limiter
- * (a mutex per set), the in-flight counter (atomic) and the backend, which
- * must be thread-safe because up to `threads` searches run at once.
- * Search is CPU-bound, so more workers than cores would only add queueing;
- * a slow client does not pin a worker, since sockets are non-blocking and a
- * worker only runs a request when its bytes have arrived.
+ * The CPU-bound route handlers (search, similar, item writes that embed
+ * images) are the exception: they run on `threads` job threads while the
+ * connection is suspended (see "Job threads" below), and the worker sends
+ * the reply after the resume, so a request is still handled by one thread
+ * at a time.  Per-request state (struct lk__request) is therefore never
+ * shared and needs no lock.  Shared state is: the metrics (atomics), the
+ * rate limiter (a mutex per set), the in-flight counter (atomic), the job
+ * queue (a mutex) and the backend, which must be thread-safe because up to
+ * `threads` searches run at once.  A slow client does not pin a worker,
+ * since sockets are non-blocking and a worker only runs a request when its
+ * bytes have arrived.
  * Signals: workers are created with SIGINT/SIGTERM/SIGHUP/SIGPIPE blocked,
  * so those are consumed only by lk_server_run (sigtimedwait) on the caller's
  * thread; the backend reload runs there, never inside a signal handler.
