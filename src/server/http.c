@@ -610,8 +610,10 @@ static enum MHD_Result access_handler(void *cls, struct MHD_Connection *conn, co
         return MHD_YES;
     }
 
-    if (r->job == LK__JOB_DONE)         /* resumed: the job thread's reply */
+    if (r->job == LK__JOB_DONE) {       /* resumed: the job thread's reply */
+        r->job = LK__JOB_NONE;          /* reply_send owns the body from here */
         return reply_send(r, &r->job_reply);
+    }
     if (r->job == LK__JOB_QUEUED)       /* spurious call while suspended */
         return MHD_YES;
 
@@ -656,6 +658,10 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
                  r->bytes_out, total_ms, r->error_code ? " error=" : "", r->error_code ? r->error_code : "",
                  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
 
+    /* A job's reply that was never sent: the client went away between the
+     * resume and the send (found by fuzz_multipart as a leaked JSON body). */
+    if (r->job == LK__JOB_DONE)
+        lk__reply_discard(&r->job_reply);
     if (r->pp)
         MHD_destroy_post_processor(r->pp);
     free(r->body);      /* the only copy of an uploaded image: gone now */
