@@ -1528,12 +1528,16 @@ int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, 
  * written to `dst` (in_h*in_w*3 floats). */
 static int preprocess(const struct lk_cnn_model *m, const struct lk_image *img, float *dst, struct lk_err *err)
 {
+    static const float mean[3] = {127.5f, 127.5f, 127.5f};
+    static const float scale[3] = {1.0f / 127.5f, 1.0f / 127.5f, 1.0f / 127.5f};
+    /* lk_embed_describe passes an image already at the input size: convert
+     * it in place of a resize that would only allocate and copy it. */
+    if (img->rgb && img->width == m->in_w && img->height == m->in_h)
+        return lk_image_to_float(img, LK_LAYOUT_HWC, mean, scale, dst, err);
     struct lk_image sized = {0};
     int rc = lk_image_resize(img, m->in_w, m->in_h, &sized, err);
     if (rc)
         return rc;
-    static const float mean[3] = {127.5f, 127.5f, 127.5f};
-    static const float scale[3] = {1.0f / 127.5f, 1.0f / 127.5f, 1.0f / 127.5f};
     rc = lk_image_to_float(&sized, LK_LAYOUT_HWC, mean, scale, dst, err);
     lk_image_free(&sized);
     return rc;
