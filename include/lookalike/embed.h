@@ -90,9 +90,9 @@ enum lk_cnn_precision {
  * (min 0.9985 / 0.9977 / 0.9968) on grocery / clothing / fashion photos,
  * 0.996 / 0.995 / 0.984 after post-processing; grocery recall@1, R@10 and
  * category accuracy within one standard error of FP32 (fused w=0.5 R@1 0.959
- * vs 0.960).  It runs the default layer in 8.2 ms of thread CPU time vs
- * 12.7 ms (1.55x) with a 5.1 MB workspace vs 11.3 MB (bench/embed;
- * figures in models/README.md, "Int8 inference"). */
+ * vs 0.960).  It runs the default layer in about 7.8 ms of thread CPU time
+ * vs 12.5 ms with a 5 MB workspace vs 11.3 MB (bench/embed; figures in
+ * models/README.md, "Int8 inference" and BENCHMARKS.md). */
 #define LK_CNN_PRECISION_DEFAULT LK_CNN_INT8
 
 /* File in the model directory holding the int8 activation ranges
@@ -173,15 +173,21 @@ void lk_cnn_workspace_free(struct lk_cnn_workspace *ws);
 
 /* Run the network on `input` (height*width*3 floats, HWC, preprocessed as
  * above, caller-owned, no slack needed) and write lk_cnn_dim() floats to
- * `out`.  Errors: LK_ERR_INVALID_ARG (NULL, or a non-finite input value),
+ * `out`.  An INT8 model first rounds the input to its int8 grid, the 256
+ * pixel levels (round(127.5 x + 127.5) - 128, clamped), so a normalised
+ * image gives exactly what lk_cnn_describe() gives for its pixels.
+ * Errors: LK_ERR_INVALID_ARG (NULL, or a non-finite input value),
  * LK_ERR_MODEL (XNNPACK runtime failure).  Cost: 221 M multiply-adds for the
- * default layer, 12.7 ms of CPU time on one 2.45 GHz EPYC vCPU in FP32, 8.2
- * ms in INT8 (bench/embed). */
+ * default layer, about 12.5 ms of CPU time on one 2.45 GHz EPYC vCPU in
+ * FP32, 7.8 ms in INT8 (bench/embed). */
 int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, struct lk_err *err);
 
 /* Describe an 8-bit RGB image: resize the whole image to the network input
- * size with lk_image_resize() (aspect ratio not kept, nothing cut off),
- * normalise to x/127.5-1 and run lk_cnn_forward().  bench/embed_quality
+ * size with lk_image_resize() (aspect ratio not kept, nothing cut off;
+ * skipped when it already has that size), normalise to x/127.5-1 and run
+ * the network (an INT8 model reads the pixels as int8, no float on the
+ * way; the workspace's buffers are used, nothing is allocated for an
+ * input-sized image).  bench/embed_quality
  * found no significant difference between this, a centre crop and a white
  * letterbox (grocery recall@1 0.909 / 0.906 / 0.912, fused 0.973 / 0.972 /
  * 0.973), so the cheapest, crop-free one is used.  `img` is not modified.

@@ -56,14 +56,29 @@
  * (lk_cnn_load_opts(), LK_CNN_INT8) quantises the folded weights per output
  * channel at load (quantize.c) with activation ranges from the model's
  * calibration file, frees the float weights, and builds the same plan on
- * XNNPACK's qs8/qc8 operators (build_subgraph_int8): float in, convert to
- * int8, int8 operators, convert back, float global average pooling.  The
+ * XNNPACK's qs8/qc8 operators (build_subgraph_int8): int8 in, int8
+ * operators, int8 out, and the global average pool in C (int32 sums).  The
  * calibrator (lk_cnn_calibrator_*) runs the FP32 plan with every tensor
  * exposed to record the ranges.
  *
+ * INT8 input without float: the network wants x = p/127.5 - 1 for a pixel
+ * p.  The int8 input tensor has scale 1/127.5 and zero point 0, and holds
+ * q = p - 128 (one XOR per byte), i.e. x - 1/255: a constant half-step
+ * offset that XNNPACK's integer zero point cannot express.  quantize_plan()
+ * moves it into the bias of every convolution that reads the input
+ * (b + (1/255) * sum of the filter), which makes the interior of that
+ * convolution exact; only taps on the zero padding (the last row and column
+ * of Conv1) keep an error of 1/255 per tap.  lk_cnn_forward() quantises a
+ * float input to the same grid (round(127.5 x + 127.5) - 128), so a
+ * normalised image gives bit-for-bit the int8 tensor lk_cnn_describe()
+ * writes from its pixels.  With im2col for Conv1 (pick_im2col()) this
+ * took the int8 descriptor from 8.17 to 7.81 ms (min thread CPU of 150
+ * runs, same photo, both builds alternating on the same machine), 6 % fewer
+ * instructions (callgrind).
+ *
  * XNNPACK may read up to XNN_EXTRA_BYTES past the end of an input tensor, so
- * the workspace copies the caller's input into its own padded buffer (150k
- * floats, ~30 us; the same loop rejects NaN/Inf).
+ * the workspace writes the input into its own padded buffer (150k floats,
+ * ~30 us; the same loop rejects NaN/Inf).
  */
 #include <errno.h>
 #include <math.h>
@@ -134,17 +149,38 @@ struct lk_cnn_model {
     float *qs;                      /* per-channel filter and bias scales */
     float *vscale;                  /* per plan value: activation scale ... */
     int32_t *vzp;                   /* ... and zero point */
+    uint32_t im2col;                /* 1 + the op whose patches lk_cnn_forward() gathers (im2col()), or 0 */
 };
 
 struct lk_cnn_workspace {
     struct lk_cnn_model *model;
     xnn_runtime_t runtime;
-    float *input;                   /* in_h*in_w*in_c floats + XNN_EXTRA_BYTES */
-    float *output;                  /* dim floats + XNN_EXTRA_BYTES */
-    float *scratch;                 /* lk_cnn_describe: normalised image */
+    void *input;                    /* the runtime's input (input_bytes()) + XNN_EXTRA_BYTES */
+    void *output;                   /* FP32: dim pooled floats; INT8: the out_h*out_w*dim int8 layer; + XNN_EXTRA_BYTES */
+    void *scratch;                  /* FP32: the normalised image (floats); INT8 with im2col: the int8 image */
+    int32_t *sums;                  /* INT8: dim per-channel sums of the pool */
 };
 
 /* ==== Small helpers ==== */
+
+/* Pixels of the output layer's feature map (pooled into the descriptor). */
+static size_t out_pixels(const struct lk_cnn_model *m)
+{
+    const struct plan_op *last = &m->ops[m->out_value - 1];
+    return (size_t)last->h * last->w;
+}
+
+/* Bytes of the runtime's external input: the image (in_h*in_w*in_c floats
+ * or int8), or with im2col the first convolution's patches (out_h*out_w*
+ * kh*kw*in_c int8). */
+static size_t input_bytes(const struct lk_cnn_model *m)
+{
+    if (m->im2col) {
+        const struct plan_op *op = &m->ops[m->im2col - 1];
+        return (size_t)op->h * op->w * op->kh * op->kw * op->cin;
+    }
+    return (size_t)m->in_h * m->in_w * m->in_c * (m->precision == LK_CNN_INT8 ? 1 : sizeof(float));
+}
 
 static pthread_once_t xnn_once = PTHREAD_ONCE_INIT;
 static enum xnn_status xnn_init_status = xnn_status_uninitialized;
@@ -1085,9 +1121,36 @@ fail:
 
 /* ==== INT8: quantised plan and subgraph ==== */
 
+/* True if `op` reads the network input, directly or through zero padding. */
+static bool reads_input(const struct lk_cnn_model *m, const struct plan_op *op)
+{
+    uint32_t v = op->in0;
+    while (v > 0 && m->ops[v - 1].kind == OP_PAD)
+        v = m->ops[v - 1].in0;
+    return v == 0;
+}
+
+/* The int8 input holds x - 1/255 (file comment): add (1/255) * sum(w) to
+ * each output channel's float bias of a convolution that reads it, so its
+ * output is that of x.  Runs on the folded float weights, which an INT8
+ * model frees after quantisation.  Filters are OHWI for a convolution
+ * ([c][per]) and [1][kh][kw][c] for a depthwise one (per = kh*kw). */
+static void absorb_input_offset(struct lk_cnn_model *m, const struct plan_op *op, size_t per)
+{
+    const float *w = m->weights + op->filter;
+    float *b = m->weights + op->bias;
+    for (size_t c = 0; c < op->c; c++) {
+        double sum = 0.0;
+        for (size_t k = 0; k < per; k++)
+            sum += op->kind == OP_DWCONV ? w[k * op->c + c] : w[c * per + k];
+        b[c] += (float)(sum / 255.0);
+    }
+}
+
 /* Activation parameters of every plan value and per-channel int8 weights,
  * from the folded float weights and the calibrated ranges (scheme in
- * quantize.c).  Value 0 is the input, [-1, 1].  A ReLU6 output gets [0, 6]
+ * quantize.c).  Value 0 is the input: scale 1/127.5, zero point 0, holding
+ * pixel - 128 (file comment).  A ReLU6 output gets [0, 6]
  * with no calibration needed; every other tensor needs its range from `cal`
  * (LK_ERR_MODEL if absent), clipped to the node's own clamp. */
 static int quantize_plan(struct lk_cnn_model *m, const struct lk__calib *cal, const char *cal_path,
@@ -1108,7 +1171,9 @@ static int quantize_plan(struct lk_cnn_model *m, const struct lk__calib *cal, co
     m->qs = malloc((n_qb ? 2 * n_qb : 1) * sizeof *m->qs);
     if (!m->vscale || !m->vzp || !m->qw || !m->qb || !m->qs)
         return lk_err_set(err, LK_ERR_NOMEM, "out of memory for int8 weights");
-    lk__quant_activation(-1.0f, 1.0f, &m->vscale[0], &m->vzp[0]);
+    /* The input grid: q = p - 128 for pixel p (see the file comment). */
+    m->vscale[0] = 1.0f / 127.5f;
+    m->vzp[0] = 0;
     size_t wo = 0, bo = 0;
     for (size_t i = 0; i < m->n_ops; i++) {
         struct plan_op *op = &m->ops[i];
@@ -1133,6 +1198,8 @@ static int quantize_plan(struct lk_cnn_model *m, const struct lk__calib *cal, co
         op->qfilter = wo, op->qbias = bo, op->qscale = 2 * bo;
         float *wscale = m->qs + op->qscale, *bscale = wscale + op->c;
         lk__quant_weights(m->weights + op->filter, op->c, per, op->kind == OP_DWCONV, m->qw + wo, wscale);
+        if (reads_input(m, op))
+            absorb_input_offset(m, op, per);
         if (lk__quant_bias(m->weights + op->bias, op->c, m->vscale[op->in0], wscale, m->qb + bo, bscale))
             return lk_err_set(err, LK_ERR_MODEL, "layer %s: a bias does not fit int32 at this scale", op->name);
         wo += per * op->c;
@@ -1141,13 +1208,41 @@ static int quantize_plan(struct lk_cnn_model *m, const struct lk__calib *cal, co
     return LK_OK;
 }
 
-/* Build a fresh INT8 subgraph: the float input (external 0) is converted to
- * qint8, every operator runs on qint8 activations with qcint8 per-channel
- * filters and qcint32 biases, and the output layer is converted back to
- * float before a float global average pool (external 1).  Pooling in float
- * keeps the mean of 196 int8 values from being re-rounded to 8 bits (the
- * convert + float pool cost ~0.05 ms).  Clamps are passed to XNNPACK within
- * each tensor's representable range. */
+/* The INT8 graph's first convolution as a 1x1 convolution over patches
+ * gathered by im2col(), when that saves work: XNNPACK's int8 IGEMM packs
+ * the input channels of EACH kernel tap up to 8 (its "c8" kernels), so
+ * MobileNetV2's Conv1 (3x3 taps of 3 channels, 112x112x32 outputs) runs 72
+ * multiply-adds per output for 27 useful ones and was ~12 % of the int8
+ * instructions; as a GEMM over 27-byte patches it runs 32.  Returns 1 + the
+ * op index, or 0 when the network input does not feed exactly one
+ * undilated convolution with more than one tap and a channel count that is
+ * not a multiple of 8.  The patches cost out_h*out_w*kh*kw*in_c bytes
+ * (339 kB at 224x224) and ~0.05 ms to gather. */
+static uint32_t pick_im2col(const struct lk_cnn_model *m)
+{
+    uint32_t found = 0, readers = 0;
+    for (size_t i = 0; i < m->n_ops; i++) {
+        const struct plan_op *op = &m->ops[i];
+        if (op->in0 == 0 || (op->kind == OP_ADD && op->in1 == 0)) {
+            readers++;
+            found = (uint32_t)i + 1;
+        }
+    }
+    if (readers != 1)
+        return 0;
+    const struct plan_op *op = &m->ops[found - 1];
+    if (op->kind != OP_CONV || op->dh != 1 || op->dw != 1 || op->kh * op->kw < 2 || op->cin % 8 == 0 ||
+        (size_t)op->kh * op->kw * op->cin > 256)
+        return 0;
+    return found;
+}
+
+/* Build a fresh INT8 subgraph: the int8 input (external 0, pixel - 128),
+ * qint8 activations with qcint8 per-channel filters and qcint32 biases, and
+ * the int8 output layer itself as external 1; lk_cnn_forward() pools it in
+ * int32 (exact sums; the old convert-to-float + float pool nodes cost ~0.05
+ * ms).  Clamps are passed to XNNPACK within each tensor's representable
+ * range. */
 static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out, struct lk_err *err)
 {
     int rc = LK_OK;
@@ -1157,13 +1252,13 @@ static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out
         return lk_err_set(err, LK_ERR_NOMEM, "out of memory");
     XNN_TRY(xnn_create_subgraph(2, 0, &sg), "subgraph creation");
     size_t in_dims[4] = {1, m->in_h, m->in_w, m->in_c};
-    uint32_t fin;
-    XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, in_dims, NULL, 0, XNN_VALUE_FLAG_EXTERNAL_INPUT, &fin),
-            "the input tensor");
-    XNN_TRY(xnn_define_quantized_tensor_value(sg, xnn_datatype_qint8, m->vzp[0], m->vscale[0], 4, in_dims, NULL,
-                                              XNN_INVALID_VALUE_ID, 0, &vid[0]),
+    if (m->im2col) {
+        const struct plan_op *c1 = &m->ops[m->im2col - 1];
+        in_dims[1] = c1->h, in_dims[2] = c1->w, in_dims[3] = (size_t)c1->kh * c1->kw * c1->cin;
+    }
+    XNN_TRY(xnn_define_quantized_tensor_value(sg, xnn_datatype_qint8, m->vzp[0], m->vscale[0], 4, in_dims, NULL, 0,
+                                              XNN_VALUE_FLAG_EXTERNAL_INPUT, &vid[0]),
             "the int8 input tensor");
-    XNN_TRY(xnn_define_convert(sg, fin, vid[0], 0), "the input conversion to int8");
     for (size_t i = 0; i < m->n_ops; i++) {
         const struct plan_op *op = &m->ops[i];
         size_t dims[4] = {1, op->h, op->w, op->c};
@@ -1171,8 +1266,10 @@ static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out
         int32_t zp = m->vzp[i + 1];
         float lo = fmaxf(op->out_min, (float)(-128 - zp) * s), hi = fminf(op->out_max, (float)(127 - zp) * s);
         uint32_t y;
-        XNN_TRY(xnn_define_quantized_tensor_value(sg, xnn_datatype_qint8, zp, s, 4, dims, NULL, XNN_INVALID_VALUE_ID,
-                                                  0, &y),
+        bool is_out = i + 1 == m->out_value;
+        XNN_TRY(xnn_define_quantized_tensor_value(sg, xnn_datatype_qint8, zp, s, 4, dims, NULL,
+                                                  is_out ? 1 : XNN_INVALID_VALUE_ID,
+                                                  is_out ? XNN_VALUE_FLAG_EXTERNAL_OUTPUT : 0, &y),
                 "an int8 activation tensor");
         vid[i + 1] = y;
         uint32_t x = vid[op->in0];
@@ -1180,8 +1277,15 @@ static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out
         case OP_CONV:
         case OP_DWCONV: {
             bool conv = op->kind == OP_CONV;
+            /* im2col: the same OHWI filter read as [c][1][1][kh*kw*cin]
+             * over patches already padded and strided (pick_im2col()). */
+            bool patches = i + 1 == m->im2col;
+            uint32_t kh = patches ? 1 : op->kh, kw = patches ? 1 : op->kw, st = patches ? 1 : op->sh,
+                     sw = patches ? 1 : op->sw, cin = patches ? op->kh * op->kw * op->cin : op->cin;
+            uint32_t pt = patches ? 0 : op->pad_t, pr = patches ? 0 : op->pad_r, pb = patches ? 0 : op->pad_b,
+                     pl = patches ? 0 : op->pad_l;
             uint32_t fid, bid;
-            size_t fdims[4] = {conv ? op->c : 1, op->kh, op->kw, conv ? op->cin : op->c};
+            size_t fdims[4] = {conv ? op->c : 1, kh, kw, conv ? cin : op->c};
             size_t bdims[1] = {op->c};
             const float *wscale = m->qs + op->qscale;
             XNN_TRY(xnn_define_channelwise_quantized_tensor_value(sg, xnn_datatype_qcint8, wscale, 4, conv ? 0 : 3,
@@ -1193,9 +1297,8 @@ static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out
                                                                   &bid),
                     "an int32 bias tensor");
             if (conv)
-                XNN_TRY(xnn_define_convolution_2d(sg, op->pad_t, op->pad_r, op->pad_b, op->pad_l, op->kh, op->kw,
-                                                  op->sh, op->sw, op->dh, op->dw, 1, op->cin, op->c, lo, hi, x, fid,
-                                                  bid, y, 0),
+                XNN_TRY(xnn_define_convolution_2d(sg, pt, pr, pb, pl, kh, kw, st, sw, op->dh, op->dw, 1, cin, op->c,
+                                                  lo, hi, x, fid, bid, y, 0),
                         "an int8 convolution");
             else
                 XNN_TRY(xnn_define_depthwise_convolution_2d(sg, op->pad_t, op->pad_r, op->pad_b, op->pad_l, op->kh,
@@ -1217,15 +1320,6 @@ static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out
         }
         }
     }
-    const struct plan_op *last = &m->ops[m->out_value - 1];
-    size_t odims[4] = {1, last->h, last->w, last->c}, pdims[4] = {1, 1, 1, m->dim};
-    uint32_t fout, pid;
-    XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, odims, NULL, XNN_INVALID_VALUE_ID, 0, &fout),
-            "the float output layer");
-    XNN_TRY(xnn_define_convert(sg, vid[m->out_value], fout, 0), "the output conversion to float");
-    XNN_TRY(xnn_define_tensor_value(sg, xnn_datatype_fp32, 4, pdims, NULL, 1, XNN_VALUE_FLAG_EXTERNAL_OUTPUT, &pid),
-            "the output tensor");
-    XNN_TRY(xnn_define_global_average_pooling_2d(sg, -INFINITY, INFINITY, fout, pid, 0), "global average pooling");
     free(vid);
     *out = sg;
     return LK_OK;
@@ -1394,6 +1488,7 @@ int lk_cnn_load_opts(const char *model_dir, const struct lk_cnn_options *opts, s
             rc = quantize_plan(m, &cal, cal_path, err);
         if (rc)
             goto done;
+        m->im2col = pick_im2col(m);
         /* The float weights were only the source of the int8 ones. */
         free(m->weights);
         m->weights = NULL;
@@ -1454,15 +1549,23 @@ int lk_cnn_workspace_new(struct lk_cnn_model *m, struct lk_cnn_workspace **out, 
     atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
     ws->model = m;
     size_t n_in = (size_t)m->in_h * m->in_w * m->in_c;
-    ws->input = malloc(n_in * sizeof(float) + XNN_EXTRA_BYTES);
-    ws->scratch = malloc(n_in * sizeof(float));
-    ws->output = malloc(m->dim * sizeof(float) + XNN_EXTRA_BYTES);
-    if (!ws->input || !ws->scratch || !ws->output) {
+    bool q8 = m->precision == LK_CNN_INT8;
+    size_t in_bytes = input_bytes(m);
+    ws->input = malloc(in_bytes + XNN_EXTRA_BYTES);
+    if (q8) {
+        ws->output = malloc(out_pixels(m) * m->dim + XNN_EXTRA_BYTES);
+        ws->sums = malloc(m->dim * sizeof *ws->sums);
+        ws->scratch = m->im2col ? malloc(n_in) : NULL;
+    } else {
+        ws->output = malloc(m->dim * sizeof(float) + XNN_EXTRA_BYTES);
+        ws->scratch = malloc(n_in * sizeof(float));
+    }
+    if (!ws->input || !ws->output || (q8 && !ws->sums) || (!ws->scratch && (!q8 || m->im2col))) {
         lk_cnn_workspace_free(ws);
         return lk_err_set(err, LK_ERR_NOMEM, "out of memory for CNN buffers");
     }
     /* Deterministic slack: XNNPACK may read (never use) it. */
-    memset((char *)ws->input + n_in * sizeof(float), 0, XNN_EXTRA_BYTES);
+    memset((char *)ws->input + in_bytes, 0, XNN_EXTRA_BYTES);
     xnn_subgraph_t sg;
     int rc = build_subgraph(m, false, &sg, err);
     if (rc) {
@@ -1497,8 +1600,94 @@ void lk_cnn_workspace_free(struct lk_cnn_workspace *ws)
     free(ws->input);
     free(ws->output);
     free(ws->scratch);
+    free(ws->sums);
     model_unref(ws->model);
     free(ws);
+}
+
+/* INT8: where the int8 image goes (the runtime's input, or the scratch
+ * buffer im2col() gathers patches from). */
+static int8_t *int8_image(struct lk_cnn_workspace *ws)
+{
+    return ws->model->im2col ? ws->scratch : ws->input;
+}
+
+/* Gather the patches of the first convolution (pick_im2col()) from the int8
+ * image `src` (in_h x in_w x in_c) into `dst` ([out_h][out_w][kh][kw][in_c],
+ * the order of the OHWI filter): taps outside the image read the input
+ * zero point, 0, which is real 0 like the convolution's own zero padding.
+ * Loop order: one (output row, kernel row) pair at a time, so the source
+ * row is fixed and each output pixel copies kw*in_c contiguous bytes; the
+ * 9-byte case (3x3 taps of RGB) is two fixed-size moves. */
+static void im2col(const struct lk_cnn_model *m, const int8_t *src, int8_t *dst)
+{
+    const struct plan_op *op = &m->ops[m->im2col - 1];
+    const long H = m->in_h, W = m->in_w, C = m->in_c, kw = op->kw, sw = op->sw;
+    const size_t kwc = (size_t)kw * C, K = kwc * op->kh, ow = op->w;
+    for (uint32_t oy = 0; oy < op->h; oy++) {
+        int8_t *drow = dst + (size_t)oy * ow * K;
+        for (uint32_t ky = 0; ky < op->kh; ky++) {
+            int8_t *d = drow + ky * kwc;
+            long iy = (long)oy * op->sh + ky - op->pad_t;
+            if (iy < 0 || iy >= H) {
+                for (size_t ox = 0; ox < ow; ox++)
+                    memset(d + ox * K, 0, kwc);
+                continue;
+            }
+            const int8_t *row = src + iy * W * C;
+            for (size_t ox = 0; ox < ow; ox++) {
+                long ix0 = (long)ox * sw - op->pad_l;
+                int8_t *dp = d + ox * K;
+                if (ix0 >= 0 && ix0 + kw <= W) {
+                    const int8_t *sp = row + ix0 * C;
+                    if (kwc == 9) {
+                        memcpy(dp, sp, 8);
+                        dp[8] = sp[8];
+                    } else {
+                        memcpy(dp, sp, kwc);
+                    }
+                    continue;
+                }
+                for (long kx = 0; kx < kw; kx++) {
+                    long ix = ix0 + kx;
+                    if (ix >= 0 && ix < W)
+                        memcpy(dp + kx * C, row + ix * C, (size_t)C);
+                    else
+                        memset(dp + kx * C, 0, (size_t)C);
+                }
+            }
+        }
+    }
+}
+
+/* Run the runtime on ws->input and write the descriptor.  INT8: the mean
+ * over the output layer's pixels of each channel, from exact int32 sums
+ * (196 x 576 bytes at the default layer; the loop over pixels with the
+ * channel innermost vectorises), dequantised once per channel. */
+static int run(struct lk_cnn_workspace *ws, float *out, struct lk_err *err)
+{
+    const struct lk_cnn_model *m = ws->model;
+    if (m->im2col)
+        im2col(m, ws->scratch, ws->input);
+    enum xnn_status st = xnn_invoke_runtime(ws->runtime);
+    if (st != xnn_status_success)
+        return lk_err_set(err, LK_ERR_MODEL, "XNNPACK inference failed (status %d)", (int)st);
+    if (m->precision != LK_CNN_INT8) {
+        memcpy(out, ws->output, m->dim * sizeof(float));
+        return LK_OK;
+    }
+    const int8_t *y = ws->output;
+    int32_t *sum = ws->sums;
+    size_t dim = m->dim, np = out_pixels(m);
+    memset(sum, 0, dim * sizeof *sum);
+    for (size_t p = 0; p < np; p++, y += dim)
+        for (size_t c = 0; c < dim; c++)
+            sum[c] += y[c];
+    float s = m->vscale[m->out_value];
+    double zp = m->vzp[m->out_value];
+    for (size_t c = 0; c < dim; c++)
+        out[c] = (float)(s * ((double)sum[c] / (double)np - zp));
+    return LK_OK;
 }
 
 int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, struct lk_err *err)
@@ -1507,21 +1696,40 @@ int lk_cnn_forward(struct lk_cnn_workspace *ws, const float *input, float *out, 
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_forward: NULL argument");
     const struct lk_cnn_model *m = ws->model;
     size_t n = (size_t)m->in_h * m->in_w * m->in_c;
-    /* Copy into the padded buffer and reject NaN/Inf in one pass (the
-     * and-reduction keeps the loop branch-free so it vectorises). */
+    /* Write the padded input buffer and reject NaN/Inf in one pass (the
+     * and-reduction keeps the loop branch-free so it vectorises).  INT8:
+     * back to the pixel scale, rounded, minus 128 (the grid of the file
+     * comment; a normalised pixel comes back exactly); clamped first so
+     * the conversion to int is defined. */
     int finite = 1;
-    for (size_t i = 0; i < n; i++) {
-        float v = input[i];
-        finite &= isfinite(v) != 0;
-        ws->input[i] = v;
+    if (m->precision == LK_CNN_INT8) {
+        int8_t *q = int8_image(ws);
+        for (size_t i = 0; i < n; i++) {
+            float v = input[i];
+            finite &= isfinite(v) != 0;
+            float p = fminf(fmaxf(v * 127.5f + 127.5f, 0.0f), 255.0f);
+            q[i] = (int8_t)((int)(p + 0.5f) - 128);
+        }
+    } else {
+        float *x = ws->input;
+        for (size_t i = 0; i < n; i++) {
+            float v = input[i];
+            finite &= isfinite(v) != 0;
+            x[i] = v;
+        }
     }
     if (!finite)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_forward: input holds NaN or Inf");
-    enum xnn_status st = xnn_invoke_runtime(ws->runtime);
-    if (st != xnn_status_success)
-        return lk_err_set(err, LK_ERR_MODEL, "XNNPACK inference failed (status %d)", (int)st);
-    memcpy(out, ws->output, m->dim * sizeof(float));
-    return LK_OK;
+    return run(ws, out, err);
+}
+
+/* INT8 input from 8-bit pixels of an image at the input size: p - 128
+ * (the grid of the file comment), no float on the way. */
+static void pixels_to_int8(const struct lk_image *img, int8_t *q)
+{
+    size_t n = (size_t)img->width * img->height * 3;
+    for (size_t i = 0; i < n; i++)
+        q[i] = (int8_t)(img->rgb[i] ^ 0x80u);
 }
 
 /* The network input for `img`: resized to the input size, x/127.5 - 1,
@@ -1547,10 +1755,25 @@ int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, flo
 {
     if (!ws || !img || !out)
         return lk_err_set(err, LK_ERR_INVALID_ARG, "lk_cnn_describe: NULL argument");
-    int rc = preprocess(ws->model, img, ws->scratch, err);
-    if (rc)
-        return rc;
-    return lk_cnn_forward(ws, ws->scratch, out, err);
+    const struct lk_cnn_model *m = ws->model;
+    if (m->precision != LK_CNN_INT8) {
+        int rc = preprocess(m, img, ws->scratch, err);
+        return rc ? rc : lk_cnn_forward(ws, ws->scratch, out, err);
+    }
+    /* INT8: straight from the pixels (lk_embed_describe passes an image
+     * already at the input size). */
+    if (img->rgb && img->width == m->in_w && img->height == m->in_h) {
+        pixels_to_int8(img, int8_image(ws));
+        return run(ws, out, err);
+    }
+    struct lk_image sized = {0};
+    int rc = lk_image_resize(img, m->in_w, m->in_h, &sized, err);
+    if (!rc) {
+        pixels_to_int8(&sized, int8_image(ws));
+        rc = run(ws, out, err);
+    }
+    lk_image_free(&sized);
+    return rc;
 }
 
 /* ==== Calibration ====

@@ -36,8 +36,10 @@
  *   2  one resize to the network input feeds CNN and colour (describe.c);
  *      decode scales M/8
  *   3  that resize and the colour working copy average areas (box filter);
- *      search.json records cnn_precision (int8 by default) */
-#define LK__META_VERSION 3
+ *      search.json records cnn_precision (int8 by default)
+ *   4  the int8 CNN reads pixels - 128 (its input's half-step offset moved
+ *      into Conv1's bias; src/embed/cnn.c) */
+#define LK__META_VERSION 4
 
 /* Shortest side the decoder keeps when it shrinks a JPEG on load: above the
  * CNN input (224) so the network never sees an upsampled photo.  Used by the
