@@ -11,6 +11,8 @@
  *     (k = 100, untimed, on at most 1,000 queries) and single-threaded
  *     queries/s, ours and hnswlib interleaved per ef so load drift on the
  *     shared machine hits both; exact search (our flat index) for reference;
+ *   - the same sweep's queries/s with --search-threads threads (default:
+ *     the CPUs) searching one index at once, and its equal-recall ratios;
  *   - "equal recall" rows: for recall@10 targets 0.90/0.95/0.99 the QPS of
  *     each library, interpolated linearly between the two sweep points that
  *     bracket the target, and the ratio ours/hnswlib;
@@ -26,7 +28,8 @@
  * Honesty rules kept here: identical parameters for both (M = 16,
  * ef_construction = 200; our defaults are checked and a second "ours"
  * configuration is built only if they differ); warm-up queries before every
- * timed loop; CLOCK_MONOTONIC; every search single-threaded; recall is
+ * timed loop; CLOCK_MONOTONIC; every search single-threaded except the
+ * concurrent sweep, which says so; recall is
  * id-based |result top-k ∩ truth top-k| / k against exact ground truth that
  * does not come from the library under test.  Results go to stdout as tables
  * and to a JSON-lines file, each record carrying CPU, cores, compiler, flags,
@@ -88,6 +91,8 @@ struct opts {
     const char *out;
     const char *cache_dir;
     bool no_filter;
+    bool no_mt_build;       /* skip the multi-thread builds (time budget of `bench/run all` at 1M) */
+    unsigned search_threads; /* threads of the concurrent-search sweep; <= 1 skips it */
     double exact_seconds;   /* time budget of the exact (flat) timing */
 };
 
@@ -104,6 +109,9 @@ static void usage(FILE *f)
         "  --seed S          synthetic seed (default 42)\n"
         "  --quick           small sizes and few queries (CI smoke test, < 1 minute)\n"
         "  --threads T       threads for ground truth and the multi-thread build (default: CPUs)\n"
+        "  --no-mt-build     skip the multi-thread builds (single-thread builds still run)\n"
+        "  --search-threads T  threads searching one index at once in the concurrent sweep\n"
+        "                    (default: CPUs; 1 skips it)\n"
         "  --queries N       cap on queries of the ef sweep (default: all; synthetic has 10000)\n"
         "  --fqueries N      cap on queries of the filtered runs (default 1000)\n"
         "  --max-base N      truncate real sets to N base vectors, ground truth recomputed\n"
@@ -160,6 +168,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
     o->seed = 42;
     long nc = sysconf(_SC_NPROCESSORS_ONLN);
     o->threads = nc > 0 ? (unsigned)nc : 1;
+    o->search_threads = o->threads;
     o->max_fqueries = 1000;
     o->cache_dir = "/tmp/lookalike-bench";
     o->exact_seconds = 3.0;
@@ -223,6 +232,11 @@ static void parse_opts(int argc, char **argv, struct opts *o)
                 exit(2);
             }
             fef_set = true;
+        } else if (!strcmp(a, "--no-mt-build")) {
+            o->no_mt_build = true;
+        } else if (!strcmp(a, "--search-threads")) {
+            NEEDV();
+            o->search_threads = (unsigned)parse_size(v, "--search-threads");
         } else if (!strcmp(a, "--no-filter")) {
             o->no_filter = true;
         } else if (!strcmp(a, "--out")) {
@@ -603,6 +617,77 @@ static double qps_at(const struct point *pts, size_t np, double target, bool cpu
     return NAN;
 }
 
+/* ==== Concurrent search ================================================ */
+
+/* `threads` threads search one index at once (ours: lock-free readers,
+ * pooled contexts; hnswlib: searchKnn is safe for concurrent readers), each
+ * cycling through the query set from its own offset, until the main thread
+ * raises `stop` after a fixed wall-clock window. */
+struct mt_job {
+    const struct method *me;
+    const struct ann_set *s;
+    size_t nq, next, done;
+    uint32_t ef;
+    const atomic_bool *stop;
+};
+
+static void *mt_worker(void *arg)
+{
+    struct mt_job *j = arg;
+    const struct ann_set *s = j->s;
+    struct lk_hit hits[K];
+    int64_t labels[K];
+    float dists[K];
+    struct lk_search_opts so = {0};
+    so.ef_search = j->ef;
+    so.flags = j->me->flags;
+    while (!atomic_load_explicit(j->stop, memory_order_relaxed)) {
+        for (int b = 0; b < 8; b++, j->done++, j->next = (j->next + 1) % j->nq) {
+            const float *q = s->queries + j->next * s->dim;
+            if (j->me->kind == M_HNSWLIB) {
+                hnswlib_search(j->me->h, q, K, labels, dists);
+            } else {
+                size_t got = 0;
+                struct lk_err err = {0};
+                if (lk_index_search(j->me->idx, q, K, &so, hits, &got, &err) != LK_OK)
+                    die("%s: lk_index_search: %s", j->me->name, err.msg);
+            }
+        }
+    }
+    return NULL;
+}
+
+/* Queries/s of `threads` threads searching `me` at once for `secs` seconds
+ * of wall time (all threads' queries / the window). */
+static double mt_qps(const struct method *me, const struct ann_set *s, size_t nq, uint32_t ef,
+                     unsigned threads, double secs)
+{
+    enum { MT_MAX = 64 };
+    struct mt_job jobs[MT_MAX];
+    pthread_t th[MT_MAX];
+    atomic_bool stop = false;
+    if (threads > MT_MAX)
+        threads = MT_MAX;
+    if (me->kind == M_HNSWLIB)
+        hnswlib_set_ef(me->h, ef);
+    double t0 = now();
+    for (unsigned t = 0; t < threads; t++) {
+        jobs[t] = (struct mt_job){me, s, nq, nq * t / threads, 0, ef, &stop};
+        if (pthread_create(&th[t], NULL, mt_worker, &jobs[t]))
+            die("pthread_create failed");
+    }
+    struct timespec ts = {(time_t)secs, (long)((secs - (double)(time_t)secs) * 1e9)};
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+    atomic_store(&stop, true);
+    size_t done = 0;
+    for (unsigned t = 0; t < threads; t++) {
+        pthread_join(th[t], NULL);
+        done += jobs[t].done;
+    }
+    return (double)done / (now() - t0);
+}
+
 /* ==== Filters =========================================================== */
 
 /* One allow-list and the queries that use it. */
@@ -946,6 +1031,68 @@ static void bracket(char *buf, size_t cap, const char *qps, uint32_t lo, uint32_
         snprintf(buf, cap, "%s (%u-%u)", qps, lo, hi);
 }
 
+/* The ef sweep again with o->search_threads threads searching each index at
+ * once: queries/s (best of ROUNDS alternating rounds), its scaling over the
+ * single-thread QPS, and equal-recall ratios using the single-thread sweep's
+ * recall (the same searches give the same results on any thread). */
+static void concurrent_sweep(const struct opts *o, const struct ann_set *s, struct out *out,
+                             const struct method *mo, const struct method *mh, const struct point *po,
+                             const struct point *ph, size_t nq)
+{
+    unsigned T = o->search_threads;
+    struct point qo[MAX_EF], qh[MAX_EF];
+    printf("\nSearch, %u threads searching one index at once, k=%d; QPS = all threads' queries / "
+           "wall,\nbest of %d alternating rounds of %.2f s; x1t = over the single-thread QPS\n",
+           T, K, ROUNDS, min_time_s / ROUNDS);
+    printf("%5s | %9s %6s | %9s %6s | %7s\n", "ef", "ours QPS", "x1t", "hnsw QPS", "x1t", "ours/h");
+    for (size_t e = 0; e < o->nef; e++) {
+        qo[e] = po[e], qh[e] = ph[e];
+        qo[e].qps = qh[e].qps = 0;
+        for (int r = 0; r < ROUNDS; r++) {
+            double a = mt_qps(mo, s, nq, po[e].ef, T, min_time_s / ROUNDS);
+            double b = mt_qps(mh, s, nq, ph[e].ef, T, min_time_s / ROUNDS);
+            qo[e].qps = fmax(qo[e].qps, a);
+            qh[e].qps = fmax(qh[e].qps, b);
+        }
+        qo[e].qps_cpu = qo[e].qps, qh[e].qps_cpu = qh[e].qps;
+        printf("%5u | %9.0f %6.2f | %9.0f %6.2f | %7.2f\n", po[e].ef, qo[e].qps, qo[e].qps / po[e].qps,
+               qh[e].qps, qh[e].qps / ph[e].qps, qo[e].qps / qh[e].qps);
+        for (int w = 0; w < 2; w++) {
+            const struct point *p = w ? &qh[e] : &qo[e];
+            rec_begin(out, "search");
+            rec_str(out, "method", w ? "hnswlib" : "ours");
+            rec_num(out, "ef_search", p->ef);
+            rec_num(out, "queries", (double)nq);
+            rec_num(out, "recall_at_1", p->r1);
+            rec_num(out, "recall_at_10", p->r10);
+            rec_num(out, "recall_at_100", p->r100);
+            rec_num(out, "qps", p->qps);
+            rec_num(out, "threads", T);
+            rec_end(out);
+        }
+        fflush(stdout);
+    }
+    printf("\nAt equal recall@10, %u threads searching at once (QPS interpolated as above)\n", T);
+    printf("%8s | %-21s | %-21s | %6s\n", "target", "ours QPS (ef)", "hnswlib QPS (ef)", "ours/h");
+    for (size_t t = 0; t < NTARGETS; t++) {
+        uint32_t a0, a1, b0, b1;
+        double x = qps_at(qo, o->nef, TARGETS[t], false, &a0, &a1);
+        double y = qps_at(qh, o->nef, TARGETS[t], false, &b0, &b1);
+        char c1[64], c2[64], q1[32], q2[32];
+        bracket(c1, sizeof c1, fmt_qps(q1, sizeof q1, x), a0, a1);
+        bracket(c2, sizeof c2, fmt_qps(q2, sizeof q2, y), b0, b1);
+        printf("%8.2f | %-21s | %-21s | %6.2f\n", TARGETS[t], c1, c2, x / y);
+        rec_begin(out, "equal_recall_mt");
+        rec_num(out, "threads", T);
+        rec_num(out, "target_recall_at_10", TARGETS[t]);
+        rec_num(out, "ours_qps", x);
+        rec_num(out, "hnswlib_qps", y);
+        rec_num(out, "qps_ratio", x / y);
+        rec_end(out);
+    }
+    fflush(stdout);
+}
+
 static void bench_set(const struct opts *o, struct ann_set *s, const struct bench_sysinfo *si,
                       FILE *json)
 {
@@ -1024,7 +1171,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
     nrows++;
 
     /* multi-thread builds: time only, freed at once */
-    if (o->threads > 1) {
+    if (o->threads > 1 && !o->no_mt_build) {
         double t;
         struct hnswlib_index *h2 = hnswlib_build(s, M, EFC, o->threads, &t);
         rows[nrows] = (struct build_row){"hnswlib", o->threads, t, last_build_cpu,
@@ -1216,6 +1363,9 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                rows[1].secs / rows[0].secs, rows[1].cpu / rows[0].cpu,
                (double)rows[1].acct / (double)hn_acct);
         fflush(stdout);
+
+        if (o->search_threads > 1)
+            concurrent_sweep(o, s, &out, &m_ours, &m_h, po, ph, nq);
 
         /* ---- filtered ---- */
         if (!o->no_filter) {

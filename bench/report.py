@@ -57,6 +57,12 @@ def ann(d):
                      f(r.get("exact_qps"), 0), f(r.get("build_ratio"), 2), f(r.get("memory_ratio"), 2)))
     print(table(["set", "n", "dim", "recall@10", "ours QPS", "hnswlib QPS", "ours/h wall", "ours/h CPU",
                  "exact QPS", "build ours/h", "memory ours/h"], rows))
+    mt = [r for r in recs if r["phase"] == "equal_recall_mt"]
+    if mt:
+        print(f"### ANN: equal-recall ratios ({mt[0]['threads']} threads searching one index at once)\n")
+        rows = [(r["set"], f(r["n"]), r["dim"], r["target_recall_at_10"], f(r.get("ours_qps"), 0),
+                 f(r.get("hnswlib_qps"), 0), f(r.get("qps_ratio"), 2)) for r in mt]
+        print(table(["set", "n", "dim", "recall@10", "ours QPS", "hnswlib QPS", "ours/h wall"], rows))
     print("### ANN: build\n")
     rows = []
     for r in recs:
