@@ -169,10 +169,11 @@ static unsigned long long key_of(const struct bench_set *s, const struct combo *
 
 static void cache_path(char *out, size_t cap, const char *dir, const char *set, const char *combo)
 {
-    /* "a3": the analysis version (decode at M/8, area-averaging resize,
-     * colour from the 224x224 copy); descriptors cached by an older
-     * analysis are not reused. */
-    snprintf(out, cap, "%s/a3__%s__%s.bin", dir, set, combo);
+    /* "a4": the analysis version (decode at M/8, area-averaging resize,
+     * colour from the 224x224 copy; int8 input on the pixel grid, as
+     * generation metadata v4); descriptors cached by an older analysis are
+     * not reused. */
+    snprintf(out, cap, "%s/a4__%s__%s.bin", dir, set, combo);
     for (char *c = out + strlen(dir) + 1; *c; c++)
         if (*c == '/')
             *c = '_';
