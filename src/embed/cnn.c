@@ -57,7 +57,7 @@
  * channel at load (quantize.c) with activation ranges from the model's
  * calibration file, frees the float weights, and builds the same plan on
  * XNNPACK's qs8/qc8 operators (build_subgraph_int8): int8 in, int8
- * operators, int8 out, and the global average pool in C (int32 sums).  The
+ * operators, int8 out, and the global average pool in C (exact integer sums).  The
  * calibrator (lk_cnn_calibrator_*) runs the FP32 plan with every tensor
  * exposed to record the ranges.
  *
@@ -158,7 +158,7 @@ struct lk_cnn_workspace {
     void *input;                    /* the runtime's input (input_bytes()) + XNN_EXTRA_BYTES */
     void *output;                   /* FP32: dim pooled floats; INT8: the out_h*out_w*dim int8 layer; + XNN_EXTRA_BYTES */
     void *scratch;                  /* FP32: the normalised image (floats); INT8 with im2col: the int8 image */
-    int32_t *sums;                  /* INT8: dim per-channel sums of the pool */
+    int64_t *sums;                  /* INT8: dim per-channel sums of the pool */
 };
 
 /* ==== Small helpers ==== */
@@ -1239,8 +1239,8 @@ static uint32_t pick_im2col(const struct lk_cnn_model *m)
 
 /* Build a fresh INT8 subgraph: the int8 input (external 0, pixel - 128),
  * qint8 activations with qcint8 per-channel filters and qcint32 biases, and
- * the int8 output layer itself as external 1; lk_cnn_forward() pools it in
- * int32 (exact sums; the old convert-to-float + float pool nodes cost ~0.05
+ * the int8 output layer itself as external 1; run() pools it with
+ * exact integer sums (the old convert-to-float + float pool nodes cost ~0.05
  * ms).  Clamps are passed to XNNPACK within each tensor's representable
  * range. */
 static int build_subgraph_int8(const struct lk_cnn_model *m, xnn_subgraph_t *out, struct lk_err *err)
@@ -1661,9 +1661,10 @@ static void im2col(const struct lk_cnn_model *m, const int8_t *src, int8_t *dst)
 }
 
 /* Run the runtime on ws->input and write the descriptor.  INT8: the mean
- * over the output layer's pixels of each channel, from exact int32 sums
- * (196 x 576 bytes at the default layer; the loop over pixels with the
- * channel innermost vectorises), dequantised once per channel. */
+ * over the output layer's pixels of each channel, from exact integer sums
+ * (196 x 576 bytes at the default layer, ~15 us; the loop over pixels with
+ * the channel innermost vectorises; 64-bit so no feature map size can
+ * overflow them), dequantised once per channel. */
 static int run(struct lk_cnn_workspace *ws, float *out, struct lk_err *err)
 {
     const struct lk_cnn_model *m = ws->model;
@@ -1677,7 +1678,7 @@ static int run(struct lk_cnn_workspace *ws, float *out, struct lk_err *err)
         return LK_OK;
     }
     const int8_t *y = ws->output;
-    int32_t *sum = ws->sums;
+    int64_t *sum = ws->sums;
     size_t dim = m->dim, np = out_pixels(m);
     memset(sum, 0, dim * sizeof *sum);
     for (size_t p = 0; p < np; p++, y += dim)
