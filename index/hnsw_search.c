@@ -10,6 +10,13 @@
  *    prefetch for each neighbour's vector, then computes the distances, so
  *    the memory latency of the second neighbour overlaps the arithmetic of
  *    the first.
+ *  - Early abandoning (L2 only): once the result set W holds ef items a
+ *    neighbour matters only if it is closer than the furthest result, so
+ *    its distance is computed by the bounded kernel (lk_l2_bounded_fn),
+ *    which stops once the partial sum of squares exceeds that bound.  It is
+ *    exact: below the bound it returns the plain kernel's bits, so results
+ *    and tie-breaking are unchanged.  Inner-product partial sums are not
+ *    monotone, so IP/COSINE keep the plain kernel.
  *  - Candidate set and result set are binary heaps in the pooled search
  *    context: no allocation per query.
  *  - Readers take no locks (see pindex.h): link counts are loaded with
@@ -113,7 +120,9 @@ struct lk__cand lk__greedy(const struct lk_index *ix, const struct lk__ctab *t, 
                 char *nn = lk__node_t(ix, t, nb);
                 if (*lk__level(nn) < lc) /* stale during concurrent level change: skip */
                     continue;
-                float d = lk__to_distance(ix, ix->dist(q, lk__vec(ix, nn), ix->p.dim));
+                /* only a neighbour closer than ep is useful: early abandon (L2) */
+                float d = ix->dist_bounded ? ix->dist_bounded(q, lk__vec(ix, nn), ix->p.dim, ep.d)
+                                           : lk__to_distance(ix, ix->dist(q, lk__vec(ix, nn), ix->p.dim));
                 if (d < ep.d) {
                     ep.d = d;
                     ep.id = nb;
@@ -166,6 +175,7 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
     const uint32_t cap = level ? ix->max_m : ix->max_m0;
     const size_t dim = ix->p.dim;
     const lk_distance_fn dist = ix->dist;
+    const lk_l2_bounded_fn bdist = ix->dist_bounded; /* NULL unless L2 */
     float worst = INFINITY;
 
     for (size_t i = 0; i < n_eps; i++) {
@@ -227,7 +237,17 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
                 for (size_t o = 0; o < pf_bytes; o += 64)
                     __builtin_prefetch(v + o, 0, 3);
             }
-            float d = lk__to_distance(ix, dist(q, LK__VEC(nb), dim));
+            /* Early abandoning: once W holds ef results a neighbour only
+             * matters if it is closer than `worst`, and most are not; the
+             * bounded L2 kernel stops reading its vector once the partial
+             * sum exceeds worst (returning a value > worst, rejected below)
+             * and is otherwise bit-identical to `dist`, so results and ties
+             * are unchanged.  Before W is full there is no finite bound. */
+            float d;
+            if (bdist && nr >= ef)
+                d = bdist(q, LK__VEC(nb), dim, worst);
+            else
+                d = lk__to_distance(ix, dist(q, LK__VEC(nb), dim));
             if (nr < ef || d < worst) {
                 struct lk__cand x = {d, nb};
                 /* On allocation failure the candidate is not expanded but

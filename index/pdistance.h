@@ -23,4 +23,26 @@ LK__DECL_KERNELS(scalar)
 LK__DECL_KERNELS(avx2)
 LK__DECL_KERNELS(avx512)
 
+/* Early-abandoning squared L2 (lk_l2_bounded_fn, index.h):
+ * lk__l2_bounded_<f32|f16|i8>_<isa>.  Each shares its body with the plain
+ * lk__l2_* kernel of the same file (an always-inline function with a
+ * compile-time `bounded` flag), so below the bound both return the same
+ * bits. */
+#define LK__DECL_BOUNDED(isa)                                                             \
+    float lk__l2_bounded_f32_##isa(const float *a, const void *b, size_t dim, float bound); \
+    float lk__l2_bounded_f16_##isa(const float *a, const void *b, size_t dim, float bound); \
+    float lk__l2_bounded_i8_##isa(const float *a, const void *b, size_t dim, float bound);
+
+LK__DECL_BOUNDED(scalar)
+LK__DECL_BOUNDED(avx2)
+LK__DECL_BOUNDED(avx512)
+
+/* Floats between two tests of the partial sum against the bound (a
+ * multiple of every kernel's block of 32 floats).  Each test costs a
+ * horizontal sum (about ten vector instructions, ~20 cycles of latency
+ * the branch predictor hides while it keeps failing), a 64-float block
+ * four to eight FMA iterations: at 128 dimensions that is one test, half
+ * way, which is where most rejected neighbours already exceed the bound. */
+#define LK__L2_BOUND_STRIDE 64u
+
 #endif
