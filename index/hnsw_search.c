@@ -163,7 +163,11 @@ struct fbudget {
  * marked visited has then been evaluated and offered to the result heap, so
  * an exact scan that skips visited nodes and starts from the heap is exact
  * (lk__exact_scan). */
-enum { PF_MAX_BYTES = 1024 };
+/* Bytes of each neighbour's vector to prefetch.  With early abandoning a
+ * rejected vector is still read to ~80 % of its length (pdistance.h), so
+ * fetching most of it pays: 2048 was ~5 % faster than 1024 on
+ * Fashion-MNIST (3136-byte vectors); the hardware streamer covers the rest. */
+enum { PF_MAX_BYTES = 2048 };
 
 static inline __attribute__((always_inline)) size_t
 search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk__sctx *c, const float *q,

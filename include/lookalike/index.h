@@ -452,7 +452,7 @@ lk_distance_fn lk_distance_get(enum lk_metric metric, enum lk_storage storage);
  * squared L2 distance is <= `bound`, returns exactly (bit for bit) what the
  * L2 kernel of the same storage and instruction set returns; otherwise
  * returns some value > `bound` (a partial sum), having stopped reading `b`
- * as soon as its partial sum exceeded `bound` (tested every 64 floats).
+ * as soon as its partial sum exceeded `bound` (tested every 128 floats).
  * Exact because squared differences are never negative, so partial sums
  * only grow.  HNSW traversal passes its furthest current result as the
  * bound (index/hnsw_search.c).  `bound` may be +INFINITY (never stops

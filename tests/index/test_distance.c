@@ -135,9 +135,9 @@ Test(distance, bounded_l2_avx512_matches_plain)
         cr_skip_test("AVX-512F not available on this CPU/OS (or LOOKALIKE_FORCE_SCALAR=1)");
 }
 
-/* Early abandoning does stop early: every float differs by 1, so the
- * partial sum after the first 64 floats is 64 and the full sum 2048; a
- * bound of 10 returns that first partial sum. */
+/* Early abandoning does stop early: every float differs by 1, so partial
+ * sums count the floats read and the full sum is 2048; a bound of 10
+ * returns a partial sum. */
 Test(distance, bounded_l2_abandons)
 {
     size_t dim = 2048;
@@ -148,7 +148,8 @@ Test(distance, bounded_l2_abandons)
         lk_l2_bounded_fn bk = lk_l2_bounded_kernel(LK_STORAGE_F32, (enum lk_simd)simd);
         if (!bk)
             continue;
-        cr_assert_eq(bk(a, b, dim, 10.0f), 64.0f, "simd %d", simd);
+        float part = bk(a, b, dim, 10.0f);
+        cr_assert(part > 10.0f && part <= 256.0f, "simd %d: %g", simd, part);
         cr_assert_eq(bk(a, b, dim, 4096.0f), 2048.0f, "simd %d", simd);
     }
     free(a), free(b);
