@@ -8,7 +8,9 @@
  * bits 5,6,7 (opmask, ZMM) as well.  LOOKALIKE_FORCE_SCALAR=1 forces the
  * scalar reference path (debugging, tests).  The chosen kernel is then a
  * plain function pointer stored in each index, so the hot loop pays one
- * indirect call and no feature test.
+ * indirect call and no feature test.  The early-abandoning L2 kernels
+ * (lk_l2_bounded_get) come from the same instruction set as the plain ones,
+ * whose results they reproduce bit for bit below the bound.
  */
 #include <cpuid.h>
 #include <pthread.h>
@@ -93,6 +95,30 @@ lk_distance_fn lk_distance_get(enum lk_metric metric, enum lk_storage storage)
      * conversion dominates and the AVX2 path is as fast, but both are
      * correct.  Take the widest available. */
     return lk_distance_kernel(metric, storage, g_best);
+}
+
+lk_l2_bounded_fn lk_l2_bounded_kernel(enum lk_storage storage, enum lk_simd simd)
+{
+    static const lk_l2_bounded_fn tab[3][3] = {
+        [LK_SIMD_SCALAR] = {lk__l2_bounded_f32_scalar, lk__l2_bounded_f16_scalar, lk__l2_bounded_i8_scalar},
+        [LK_SIMD_AVX2] = {lk__l2_bounded_f32_avx2, lk__l2_bounded_f16_avx2, lk__l2_bounded_i8_avx2},
+        [LK_SIMD_AVX512] = {lk__l2_bounded_f32_avx512, lk__l2_bounded_f16_avx512, lk__l2_bounded_i8_avx512},
+    };
+    if ((unsigned)storage > LK_STORAGE_I8 || (unsigned)simd > LK_SIMD_AVX512)
+        return NULL;
+    /* the same availability rule as lk_distance_kernel: a kernel set only
+     * after detection, and never when scalar is forced */
+    if (lk_distance_kernel(LK_METRIC_L2, storage, simd) == NULL)
+        return NULL;
+    return tab[simd][storage];
+}
+
+lk_l2_bounded_fn lk_l2_bounded_get(enum lk_storage storage)
+{
+    pthread_once(&g_once, detect);
+    /* the same instruction set as lk_distance_get's L2 kernel, whose bits
+     * the bounded kernel reproduces below the bound */
+    return lk_l2_bounded_kernel(storage, g_best);
 }
 
 const char *lk_simd_path(void)

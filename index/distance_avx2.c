@@ -11,6 +11,9 @@
  * the end of either vector.  Loads are unaligned (node blocks put vectors at
  * 16-byte alignment; unaligned loads cost nothing extra when they do not
  * cross a cache line, and little when they do).
+ *
+ * The L2 kernels share their body with an early-abandoning twin
+ * (lk__l2_bounded_*, see l2_f32 below and lk_l2_bounded_fn in index.h).
  */
 #include <immintrin.h>
 #include <string.h>
@@ -51,9 +54,16 @@ LK_AVX2 float lk__ip_f32_avx2(const float *a, const void *bv, size_t dim)
     return s;
 }
 
-LK_AVX2 float lk__l2_f32_avx2(const float *a, const void *bv, size_t dim)
+/* Squared L2; plain (bounded = 0) or early-abandoning (bounded = 1, see
+ * LK__L2_BOUND_STRIDE): after every STRIDE floats the partial sum, reduced
+ * exactly as the final sum is ((s0 + s1) + (s2 + s3), then hsum256), is
+ * compared with `bound`.  Every term is a square, and rounding is monotone,
+ * so each lane and each step of the reduction can only grow: a partial sum
+ * above the bound proves the full one is too, and it is returned as is.
+ * Below the bound the operations are those of the plain kernel. */
+LK_AVX2 static inline __attribute__((always_inline)) float l2_f32(const float *a, const float *b, size_t dim,
+                                                                  float bound, const int bounded)
 {
-    const float *b = bv;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     __m256 s2 = _mm256_setzero_ps(), s3 = _mm256_setzero_ps();
     size_t i = 0;
@@ -66,6 +76,11 @@ LK_AVX2 float lk__l2_f32_avx2(const float *a, const void *bv, size_t dim)
         s1 = _mm256_fmadd_ps(d1, d1, s1);
         s2 = _mm256_fmadd_ps(d2, d2, s2);
         s3 = _mm256_fmadd_ps(d3, d3, s3);
+        if (bounded && (i + 32) % LK__L2_BOUND_STRIDE == 0 && i + 32 < dim) {
+            float part = hsum256(_mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+            if (part > bound)
+                return part;
+        }
     }
     for (; i + 8 <= dim; i += 8) {
         __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
@@ -77,6 +92,16 @@ LK_AVX2 float lk__l2_f32_avx2(const float *a, const void *bv, size_t dim)
         s += d * d;
     }
     return s;
+}
+
+LK_AVX2 float lk__l2_f32_avx2(const float *a, const void *b, size_t dim)
+{
+    return l2_f32(a, b, dim, 0.0f, 0);
+}
+
+LK_AVX2 float lk__l2_bounded_f32_avx2(const float *a, const void *b, size_t dim, float bound)
+{
+    return l2_f32(a, b, dim, bound, 1);
 }
 
 /* binary16: F16C converts 8 halves to 8 floats per instruction. */
@@ -102,9 +127,9 @@ LK_AVX2 float lk__ip_f16_avx2(const float *a, const void *bv, size_t dim)
     return s;
 }
 
-LK_AVX2 float lk__l2_f16_avx2(const float *a, const void *bv, size_t dim)
+LK_AVX2 static inline __attribute__((always_inline)) float l2_f16(const float *a, const uint16_t *b, size_t dim,
+                                                                  float bound, const int bounded)
 {
-    const uint16_t *b = bv;
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     size_t i = 0;
     for (; i + 16 <= dim; i += 16) {
@@ -112,6 +137,11 @@ LK_AVX2 float lk__l2_f16_avx2(const float *a, const void *bv, size_t dim)
         __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), ld_h(b + i + 8));
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
+        if (bounded && (i + 16) % LK__L2_BOUND_STRIDE == 0 && i + 16 < dim) {
+            float part = hsum256(_mm256_add_ps(s0, s1)); /* as l2_f32 */
+            if (part > bound)
+                return part;
+        }
     }
     for (; i + 8 <= dim; i += 8) {
         __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), ld_h(b + i));
@@ -123,6 +153,16 @@ LK_AVX2 float lk__l2_f16_avx2(const float *a, const void *bv, size_t dim)
         s += d * d;
     }
     return s;
+}
+
+LK_AVX2 float lk__l2_f16_avx2(const float *a, const void *b, size_t dim)
+{
+    return l2_f16(a, b, dim, 0.0f, 0);
+}
+
+LK_AVX2 float lk__l2_bounded_f16_avx2(const float *a, const void *b, size_t dim, float bound)
+{
+    return l2_f16(a, b, dim, bound, 1);
 }
 
 /* int8: sign-extend 8 bytes to 8 int32 lanes, convert to float. */
@@ -151,7 +191,8 @@ LK_AVX2 float lk__ip_i8_avx2(const float *a, const void *bv, size_t dim)
     return s * sc;
 }
 
-LK_AVX2 float lk__l2_i8_avx2(const float *a, const void *bv, size_t dim)
+LK_AVX2 static inline __attribute__((always_inline)) float l2_i8(const float *a, const void *bv, size_t dim,
+                                                                 float bound, const int bounded)
 {
     float sc;
     memcpy(&sc, bv, sizeof sc);
@@ -164,6 +205,11 @@ LK_AVX2 float lk__l2_i8_avx2(const float *a, const void *bv, size_t dim)
         __m256 d1 = _mm256_fnmadd_ps(vs, ld_i8(q + i + 8), _mm256_loadu_ps(a + i + 8));
         s0 = _mm256_fmadd_ps(d0, d0, s0);
         s1 = _mm256_fmadd_ps(d1, d1, s1);
+        if (bounded && (i + 16) % LK__L2_BOUND_STRIDE == 0 && i + 16 < dim) {
+            float part = hsum256(_mm256_add_ps(s0, s1)); /* as l2_f32 */
+            if (part > bound)
+                return part;
+        }
     }
     for (; i + 8 <= dim; i += 8) {
         __m256 d = _mm256_fnmadd_ps(vs, ld_i8(q + i), _mm256_loadu_ps(a + i));
@@ -175,4 +221,14 @@ LK_AVX2 float lk__l2_i8_avx2(const float *a, const void *bv, size_t dim)
         s += d * d;
     }
     return s;
+}
+
+LK_AVX2 float lk__l2_i8_avx2(const float *a, const void *b, size_t dim)
+{
+    return l2_i8(a, b, dim, 0.0f, 0);
+}
+
+LK_AVX2 float lk__l2_bounded_i8_avx2(const float *a, const void *b, size_t dim, float bound)
+{
+    return l2_i8(a, b, dim, bound, 1);
 }

@@ -8,6 +8,11 @@
  * changing the result much; the SIMD kernels agree with them within a
  * relative tolerance, not bit for bit (summation order differs).
  *
+ * Every L2 kernel comes in two flavours built from one always-inline body:
+ * the plain lk__l2_* and the early-abandoning lk__l2_bounded_* (index.h,
+ * lk_l2_bounded_fn), which SEARCH-LAYER uses to stop reading a neighbour's
+ * vector once it cannot enter the result set.
+ *
  * Encodings (lk_distance_fn's `b`):
  *   F16: IEEE 754 binary16, round-to-nearest-even, saturating at +-65504
  *        (an embedding component never needs infinities).
@@ -119,21 +124,38 @@ float lk__ip_f32_scalar(const float *a, const void *bv, size_t dim)
     return s0 + s1;
 }
 
-float lk__l2_f32_scalar(const float *a, const void *bv, size_t dim)
+/* Squared L2, plain (bounded = 0, a compile-time constant at each call) or
+ * early-abandoning (bounded = 1): every LK__L2_BOUND_STRIDE floats the
+ * partial sum s0 + s1 is compared with `bound` and returned once it exceeds
+ * it.  Both share this one body, so below the bound they perform the very
+ * same operations in the same order and agree bit for bit. */
+static inline __attribute__((always_inline)) float l2_f32(const float *a, const float *b, size_t dim,
+                                                          float bound, const int bounded)
 {
-    const float *b = bv;
     float s0 = 0.0f, s1 = 0.0f;
     size_t i = 0;
     for (; i + 2 <= dim; i += 2) {
         float d0 = a[i] - b[i], d1 = a[i + 1] - b[i + 1];
         s0 += d0 * d0;
         s1 += d1 * d1;
+        if (bounded && (i + 2) % LK__L2_BOUND_STRIDE == 0 && s0 + s1 > bound)
+            return s0 + s1;
     }
     if (i < dim) {
         float d = a[i] - b[i];
         s0 += d * d;
     }
     return s0 + s1;
+}
+
+float lk__l2_f32_scalar(const float *a, const void *b, size_t dim)
+{
+    return l2_f32(a, b, dim, 0.0f, 0);
+}
+
+float lk__l2_bounded_f32_scalar(const float *a, const void *b, size_t dim, float bound)
+{
+    return l2_f32(a, b, dim, bound, 1);
 }
 
 /* ==== float16 ==== */
@@ -147,15 +169,27 @@ float lk__ip_f16_scalar(const float *a, const void *bv, size_t dim)
     return s;
 }
 
-float lk__l2_f16_scalar(const float *a, const void *bv, size_t dim)
+static inline __attribute__((always_inline)) float l2_f16(const float *a, const uint16_t *b, size_t dim,
+                                                          float bound, const int bounded)
 {
-    const uint16_t *b = bv;
     float s = 0.0f;
     for (size_t i = 0; i < dim; i++) {
         float d = a[i] - lk__f16_to_f32(b[i]);
         s += d * d;
+        if (bounded && (i + 1) % LK__L2_BOUND_STRIDE == 0 && s > bound)
+            return s;
     }
     return s;
+}
+
+float lk__l2_f16_scalar(const float *a, const void *b, size_t dim)
+{
+    return l2_f16(a, b, dim, 0.0f, 0);
+}
+
+float lk__l2_bounded_f16_scalar(const float *a, const void *b, size_t dim, float bound)
+{
+    return l2_f16(a, b, dim, bound, 1);
 }
 
 /* ==== int8 with per-vector scale ==== */
@@ -171,7 +205,8 @@ float lk__ip_i8_scalar(const float *a, const void *bv, size_t dim)
     return s * sc;
 }
 
-float lk__l2_i8_scalar(const float *a, const void *bv, size_t dim)
+static inline __attribute__((always_inline)) float l2_i8(const float *a, const void *bv, size_t dim,
+                                                         float bound, const int bounded)
 {
     float sc;
     memcpy(&sc, bv, sizeof sc);
@@ -180,6 +215,18 @@ float lk__l2_i8_scalar(const float *a, const void *bv, size_t dim)
     for (size_t i = 0; i < dim; i++) {
         float d = a[i] - sc * (float)q[i];
         s += d * d;
+        if (bounded && (i + 1) % LK__L2_BOUND_STRIDE == 0 && s > bound)
+            return s;
     }
     return s;
+}
+
+float lk__l2_i8_scalar(const float *a, const void *b, size_t dim)
+{
+    return l2_i8(a, b, dim, 0.0f, 0);
+}
+
+float lk__l2_bounded_i8_scalar(const float *a, const void *b, size_t dim, float bound)
+{
+    return l2_i8(a, b, dim, bound, 1);
 }

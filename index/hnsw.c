@@ -102,6 +102,7 @@ int lk__index_init(struct lk_index *ix, const struct lk_index_params *p, struct 
     ix->node_size = (ix->off_vec + ix->vec_bytes + 7u) & ~(size_t)7u;
     ix->dist = lk_distance_get(p->metric, p->storage);
     ix->dist_f32 = lk_distance_get(p->metric, LK_STORAGE_F32);
+    ix->dist_bounded = ix->is_ip ? NULL : lk_l2_bounded_get(p->storage);
     atomic_init(&ix->s.tab, NULL);
     atomic_init(&ix->s.n_slots, 0);
     atomic_init(&ix->s.ep, LK__EP_NONE);

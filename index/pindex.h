@@ -145,6 +145,7 @@ struct lk_index {
     bool compressed;           /* F16 / I8: RAW copy exists */
     lk_distance_fn dist;       /* query f32 x stored encoding */
     lk_distance_fn dist_f32;   /* f32 x f32 (re-ranking, building) */
+    lk_l2_bounded_fn dist_bounded; /* early-abandoning `dist` (L2 only; NULL for IP/COSINE) */
 
     struct lk__store s;
 

@@ -448,6 +448,26 @@ lk_distance_fn lk_distance_kernel(enum lk_metric metric, enum lk_storage storage
  * machine.  LOOKALIKE_FORCE_SCALAR=1 in the environment forces scalar. */
 lk_distance_fn lk_distance_get(enum lk_metric metric, enum lk_storage storage);
 
+/* Early-abandoning squared L2 (`a`, `b`, `dim` as lk_distance_fn).  If the
+ * squared L2 distance is <= `bound`, returns exactly (bit for bit) what the
+ * L2 kernel of the same storage and instruction set returns; otherwise
+ * returns some value > `bound` (a partial sum), having stopped reading `b`
+ * as soon as its partial sum exceeded `bound` (tested every 128 floats).
+ * Exact because squared differences are never negative, so partial sums
+ * only grow.  HNSW traversal passes its furthest current result as the
+ * bound (index/hnsw_search.c).  `bound` may be +INFINITY (never stops
+ * early).  There is no inner-product counterpart: its partial sums are not
+ * monotone. */
+typedef float (*lk_l2_bounded_fn)(const float *a, const void *b, size_t dim, float bound);
+
+/* The bounded L2 kernel for (storage, simd); NULL as lk_distance_kernel. */
+lk_l2_bounded_fn lk_l2_bounded_kernel(enum lk_storage storage, enum lk_simd simd);
+
+/* The bounded L2 kernel on the instruction set lk_distance_get picks (so it
+ * matches lk_distance_get(LK_METRIC_L2, storage) bit for bit below the
+ * bound); LOOKALIKE_FORCE_SCALAR=1 gives the scalar one. */
+lk_l2_bounded_fn lk_l2_bounded_get(enum lk_storage storage);
+
 /* "avx512", "avx2" or "scalar": the path lk_distance_get uses.  Static string. */
 const char *lk_simd_path(void);
 

@@ -2,7 +2,9 @@
  * tests/index/test_distance.c — index/distance*.c: every available kernel
  * (AVX2, AVX-512 where the CPU has it) agrees with the scalar reference on
  * awkward dimensions for every metric and storage; the F16/I8 encoders are
- * accurate; dispatch honours LOOKALIKE_FORCE_SCALAR.
+ * accurate; the early-abandoning L2 kernels return the plain kernel's bits
+ * at or below the bound and a value above it otherwise; dispatch honours
+ * LOOKALIKE_FORCE_SCALAR.
  */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -68,6 +70,91 @@ static int compare_kernels(enum lk_simd simd)
     return 1;
 }
 
+/* Bounded L2 (lk_l2_bounded_fn) of instruction set `simd` against the plain
+ * L2 kernel of the same set: bit for bit when the distance is <= the bound
+ * (bound at, just above, far above the true value, +inf), above the bound
+ * otherwise (just below, half, zero).  Vectors are biased so the partial
+ * sums cross the bound early as well as late.  Returns 0 if unavailable. */
+static int compare_bounded(enum lk_simd simd)
+{
+    if (!lk_l2_bounded_kernel(LK_STORAGE_F32, simd))
+        return 0;
+    uint64_t s = 11;
+    for (size_t di = 0; di < NDIMS; di++) {
+        size_t dim = DIMS[di];
+        float *a = malloc(dim * sizeof *a), *b = malloc(dim * sizeof *b);
+        void *enc = malloc(enc_bytes(LK_STORAGE_F32, dim) + enc_bytes(LK_STORAGE_I8, dim));
+        for (int rep = 0; rep < 6; rep++) {
+            for (size_t i = 0; i < dim; i++) {
+                a[i] = lkt_gauss(&s);
+                /* rep 2,3: the difference sits in the first half; 4,5: in the last */
+                float w = (rep / 2 == 1) == (i < dim / 2) ? 3.0f : rep < 2 ? 1.0f : 0.1f;
+                b[i] = a[i] + w * lkt_gauss(&s);
+            }
+            for (int st = 0; st <= LK_STORAGE_I8; st++) {
+                encode((enum lk_storage)st, b, dim, enc);
+                lk_distance_fn plain = lk_distance_kernel(LK_METRIC_L2, (enum lk_storage)st, simd);
+                lk_l2_bounded_fn bk = lk_l2_bounded_kernel((enum lk_storage)st, simd);
+                cr_assert(plain && bk);
+                float d = plain(a, enc, dim);
+                const float at_or_above[] = {d, nextafterf(d, INFINITY), 2.0f * d + 1.0f, INFINITY};
+                for (size_t j = 0; j < sizeof at_or_above / sizeof *at_or_above; j++) {
+                    float v = bk(a, enc, dim, at_or_above[j]);
+                    cr_assert(memcmp(&v, &d, sizeof v) == 0,
+                              "simd %d storage %d dim %zu bound %g: %a, plain %a", simd, st, dim,
+                              at_or_above[j], v, d);
+                }
+                const float below[] = {nextafterf(d, 0.0f), 0.5f * d, 0.01f * d, 0.0f};
+                for (size_t j = 0; j < sizeof below / sizeof *below; j++) {
+                    float v = bk(a, enc, dim, below[j]);
+                    cr_assert(v > below[j], "simd %d storage %d dim %zu bound %g: %g not above", simd,
+                              st, dim, below[j], v);
+                    cr_assert(v <= d, "a partial sum never exceeds the full one");
+                }
+            }
+        }
+        free(a), free(b), free(enc);
+    }
+    return 1;
+}
+
+Test(distance, bounded_l2_scalar_matches_plain)
+{
+    cr_assert(compare_bounded(LK_SIMD_SCALAR));
+}
+
+Test(distance, bounded_l2_avx2_matches_plain)
+{
+    if (!compare_bounded(LK_SIMD_AVX2))
+        cr_skip_test("AVX2+FMA+F16C not available (or LOOKALIKE_FORCE_SCALAR=1)");
+}
+
+Test(distance, bounded_l2_avx512_matches_plain)
+{
+    if (!compare_bounded(LK_SIMD_AVX512))
+        cr_skip_test("AVX-512F not available on this CPU/OS (or LOOKALIKE_FORCE_SCALAR=1)");
+}
+
+/* Early abandoning does stop early: every float differs by 1, so partial
+ * sums count the floats read and the full sum is 2048; a bound of 10
+ * returns a partial sum. */
+Test(distance, bounded_l2_abandons)
+{
+    size_t dim = 2048;
+    float *a = calloc(dim, sizeof *a), *b = calloc(dim, sizeof *b);
+    for (size_t i = 0; i < dim; i++)
+        b[i] = 1.0f;
+    for (int simd = LK_SIMD_SCALAR; simd <= LK_SIMD_AVX512; simd++) {
+        lk_l2_bounded_fn bk = lk_l2_bounded_kernel(LK_STORAGE_F32, (enum lk_simd)simd);
+        if (!bk)
+            continue;
+        float part = bk(a, b, dim, 10.0f);
+        cr_assert(part > 10.0f && part <= 256.0f, "simd %d: %g", simd, part);
+        cr_assert_eq(bk(a, b, dim, 4096.0f), 2048.0f, "simd %d", simd);
+    }
+    free(a), free(b);
+}
+
 Test(distance, scalar_matches_naive)
 {
     uint64_t s = 3;
@@ -110,6 +197,8 @@ Test(distance, dispatch_path)
         cr_assert_null(lk_distance_kernel(LK_METRIC_L2, LK_STORAGE_F32, LK_SIMD_AVX2));
         cr_assert_eq(lk_distance_get(LK_METRIC_L2, LK_STORAGE_F32),
                      lk_distance_kernel(LK_METRIC_L2, LK_STORAGE_F32, LK_SIMD_SCALAR));
+        cr_assert_null(lk_l2_bounded_kernel(LK_STORAGE_F32, LK_SIMD_AVX2));
+        cr_assert_eq(lk_l2_bounded_get(LK_STORAGE_I8), lk_l2_bounded_kernel(LK_STORAGE_I8, LK_SIMD_SCALAR));
     }
     /* the chosen kernel is one of the available ones */
     lk_distance_fn g = lk_distance_get(LK_METRIC_IP, LK_STORAGE_F16);
@@ -117,6 +206,17 @@ Test(distance, dispatch_path)
               g == lk_distance_kernel(LK_METRIC_IP, LK_STORAGE_F16, LK_SIMD_AVX2) ||
               g == lk_distance_kernel(LK_METRIC_IP, LK_STORAGE_F16, LK_SIMD_AVX512));
     cr_assert_null(lk_distance_kernel((enum lk_metric)9, LK_STORAGE_F32, LK_SIMD_SCALAR));
+    /* the bounded L2 kernel comes from the same instruction set as the plain one */
+    for (int st = 0; st <= LK_STORAGE_I8; st++) {
+        lk_l2_bounded_fn bg = lk_l2_bounded_get((enum lk_storage)st);
+        lk_distance_fn pg = lk_distance_get(LK_METRIC_L2, (enum lk_storage)st);
+        int found = 0;
+        for (int simd = LK_SIMD_SCALAR; simd <= LK_SIMD_AVX512; simd++)
+            found |= bg && bg == lk_l2_bounded_kernel((enum lk_storage)st, (enum lk_simd)simd) &&
+                     pg == lk_distance_kernel(LK_METRIC_L2, (enum lk_storage)st, (enum lk_simd)simd);
+        cr_assert(found, "storage %d", st);
+    }
+    cr_assert_null(lk_l2_bounded_kernel((enum lk_storage)9, LK_SIMD_SCALAR));
 }
 
 Test(distance, f16_encoding)
