@@ -185,8 +185,10 @@ static size_t correlated_allow(const float *qv, double sel, unsigned char *ok)
     cr_assert_eq(lk_index_search(h, qv, 512, &ex, nn, &nn_n, NULL), LK_OK);
     memset(ok, 0, N);
     size_t quota = (size_t)(sel * N + 0.5), n = 0;
-    for (size_t j = 0; j < nn_n && n < quota; j++) {
-        uint32_t c = cl[(nn[j].id - 1) / 2];
+    for (size_t j = 0; j < nn_n + NCL && n < quota; j++) {
+        /* the clusters of the query's nearest rows, then (large quotas)
+         * the others */
+        uint32_t c = j < nn_n ? cl[(nn[j].id - 1) / 2] : (uint32_t)(j - nn_n);
         for (size_t i = 0; i < N && n < quota; i++)
             if (cl[i] == c && !ok[i])
                 ok[i] = 1, n++;
@@ -205,9 +207,7 @@ static struct lk_bitmap *bitmap_of(const unsigned char *ok)
 }
 
 /* Recall@10 of the planner's choice against the exact scan of the same
- * filter, per query, with correlated (per-query) or random allow-lists.
- * ef 24 makes the graph-first path reachable on this small index (rule 1
- * sends A < 1.5 * 2 * 9 * ef = 648 allowed rows straight to the scan);
+ * filter, per query, with correlated (per-query) or random allow-lists;
  * counts the paths taken into paths[]. */
 static double planner_recall(double sel, int correlated, uint32_t ef, size_t paths[4])
 {
@@ -275,19 +275,101 @@ Test(hnsw_search, planner_recall_all_selectivities)
             }
 }
 
-Test(hnsw_search, planner_graph_for_correlated_bailout_for_random)
+/* The rule of index.h's planner that applies to A allowed rows of N at ef
+ * (dim D <= 128: the _LOWDIM constants; k = 10). */
+static int planner_rule(size_t A, uint32_t ef)
 {
-    /* 25 % (1500 rows) at ef 24: past rule 1.  A filter that follows the
-     * query keeps the traversal; a random one at that density is predicted
-     * to cost more than the scan and is abandoned early.  (Recall at ef 24
-     * is the graph's own, below 0.95 on this small 24-d set: not asserted
-     * here; planner_recall still checks every bail-out against the oracle.) */
+    struct lk_index_params p;
+    struct lk_index_stats st;
+    cr_assert_eq(lk_index_get_params(h, &p), LK_OK);
+    cr_assert_eq(lk_index_stats(h, &st), LK_OK);
+    double K = LK_FILTER_GRAPH_EVAL_COST_LOWDIM, E = LK_FILTER_GRAPH_EVALS_PER_EF_LOWDIM;
+    double s = (double)A / N, scan = (double)A / K, unf = E * ef, descent = (double)p.M * (st.max_level + 1);
+    if (A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * 10 || scan < LK_FILTER_GRAPH_MIN_GAIN * unf)
+        return 1;
+    if (unf / s <= LK_FILTER_GRAPH_MARGIN * scan)
+        return 2;
+    return descent > LK_FILTER_PROBE_MAX_SHARE * scan ? 3 : 4;
+}
+
+/* An (sel, ef) pair among a few selectivities and ef 10..400 where `rule`
+ * applies to a random allow-list of sel * N rows: the middle of the first
+ * ef range found, so allow-lists a few rows larger or smaller (the
+ * correlated ones) fall under the same rule. */
+static void find_rule(int rule, double *sel, uint32_t *ef)
+{
+    static const double sels[] = {0.75, 0.7, 0.6, 0.5, 0.4, 0.25};
+    static unsigned char ok[N];
+    for (size_t i = 0; i < sizeof sels / sizeof sels[0]; i++) {
+        size_t A = make_allow(ok, sels[i], 0, 99 + (uint64_t)(sels[i] * 1e4));
+        uint32_t lo = 0, hi = 0;
+        for (uint32_t e = 10; e <= 400; e++)
+            if (planner_rule(A, e) == rule) {
+                lo = lo ? lo : e;
+                hi = e;
+            } else if (lo) {
+                break;
+            }
+        if (lo) {
+            *sel = sels[i];
+            *ef = (lo + hi) / 2;
+            return;
+        }
+    }
+    cr_assert_fail("no (selectivity, ef) reaches planner rule %d on this index", rule);
+}
+
+Test(hnsw_search, planner_rule4_probe_keeps_graph_for_correlated_only)
+{
+    /* Rule 4: only a filter that follows the query lets the graph win, and
+     * the probe is cheap enough.  A random allow-list shows its global
+     * selectivity around the query and goes to the scan (path bail-out,
+     * answer exactly the oracle's, checked by planner_recall); one that
+     * follows the query (whole clusters nearest it) passes the probe and
+     * keeps the traversal unless the query sits where clusters meet.  On
+     * this small index rule 4 needs ~75 % selectivity, where a correlated
+     * filter can only be 1.33x denser than a random one around the query,
+     * so not every correlated query passes. */
+    double sel;
+    uint32_t ef;
+    find_rule(4, &sel, &ef);
     size_t pc[4] = {0}, pr[4] = {0};
-    double rc = planner_recall(0.25, 1, 24, pc), rr = planner_recall(0.25, 0, 24, pr);
-    cr_log_info("25%% ef 24: correlated %.4f paths %zu/%zu/%zu/%zu, random %.4f paths %zu/%zu/%zu/%zu",
-                rc, pc[0], pc[1], pc[2], pc[3], rr, pr[0], pr[1], pr[2], pr[3]);
-    cr_assert(pc[LK_PATH_GRAPH] >= NQ * 9 / 10, "correlated: graph %zu of %d", pc[LK_PATH_GRAPH], NQ);
+    double rc = planner_recall(sel, 1, ef, pc), rr = planner_recall(sel, 0, ef, pr);
+    cr_log_info("rule 4 at %.0f%% ef %u: correlated %.4f paths %zu/%zu/%zu/%zu, random %.4f paths "
+                "%zu/%zu/%zu/%zu", sel * 100, ef, rc, pc[0], pc[1], pc[2], pc[3], rr, pr[0], pr[1],
+                pr[2], pr[3]);
+    cr_assert(pc[LK_PATH_GRAPH] >= NQ / 3, "correlated: graph %zu of %d", pc[LK_PATH_GRAPH], NQ);
     cr_assert(pr[LK_PATH_BAILOUT] >= NQ * 9 / 10, "random: bail-out %zu of %d", pr[LK_PATH_BAILOUT], NQ);
+    cr_assert(rc >= 0.95 && rr >= 0.95, "recall correlated %.4f random %.4f", rc, rr);
+}
+
+Test(hnsw_search, planner_rule2_graph_for_random_when_cheaper)
+{
+    /* Rule 2: the traversal is cheaper even at the global selectivity, so a
+     * random filter gets the graph (the budget may still abandon a few). */
+    double sel;
+    uint32_t ef;
+    find_rule(2, &sel, &ef);
+    size_t pr[4] = {0};
+    double rr = planner_recall(sel, 0, ef, pr);
+    cr_log_info("rule 2 at %.0f%% ef %u: random %.4f paths %zu/%zu/%zu/%zu", sel * 100, ef, rr, pr[0],
+                pr[1], pr[2], pr[3]);
+    cr_assert(pr[LK_PATH_GRAPH] >= NQ * 9 / 10, "random: graph %zu of %d", pr[LK_PATH_GRAPH], NQ);
+}
+
+Test(hnsw_search, planner_rule3_exact_when_probe_too_costly)
+{
+    /* Rule 3: the graph could only win for a correlated filter and the
+     * descent to find out costs more than LK_FILTER_PROBE_MAX_SHARE of the
+     * scan: exact scan up front for every filter, correlated or not. */
+    double sel;
+    uint32_t ef;
+    find_rule(3, &sel, &ef);
+    size_t pc[4] = {0}, pr[4] = {0};
+    planner_recall(sel, 1, ef, pc);
+    planner_recall(sel, 0, ef, pr);
+    cr_assert_eq(pc[LK_PATH_EXACT], NQ);
+    cr_assert_eq(pr[LK_PATH_EXACT], NQ);
 }
 
 Test(hnsw_search, planner_forced_and_unknown_paths)
