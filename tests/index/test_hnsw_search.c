@@ -357,6 +357,56 @@ Test(hnsw_search, planner_rule2_graph_for_random_when_cheaper)
     cr_assert(pr[LK_PATH_GRAPH] >= NQ * 9 / 10, "random: graph %zu of %d", pr[LK_PATH_GRAPH], NQ);
 }
 
+Test(hnsw_search, planner_budget_bailout_is_exact)
+{
+    /* A filter that avoids the query's neighbourhood (every cluster of its
+     * 512 nearest rows disallowed) at a size where rule 2 sends it to the
+     * graph: the traversal meets almost no allowed node, its budget
+     * abandons it mid-way (graph_evals > 0), and the scan that completes it
+     * from the traversal's heap, skipping the visited nodes, must return
+     * exactly the oracle's answer. */
+    double sel;
+    uint32_t ef;
+    find_rule(2, &sel, &ef);
+    static unsigned char ok[N];
+    static struct lk_hit nn[512];
+    size_t bailed = 0;
+    for (size_t qi = 0; qi < NQ; qi++) {
+        const float *qv = q + qi * D;
+        size_t nn_n = 0;
+        struct lk_search_opts ex0 = {.flags = LK_SEARCH_FORCE_EXACT};
+        cr_assert_eq(lk_index_search(h, qv, 512, &ex0, nn, &nn_n, NULL), LK_OK);
+        static unsigned char near[NCL];
+        memset(near, 0, sizeof near);
+        for (size_t j = 0; j < nn_n; j++)
+            near[cl[(nn[j].id - 1) / 2]] = 1;
+        size_t quota = (size_t)(sel * N + 0.5), n = 0;
+        memset(ok, 0, N);
+        for (size_t i = 0; i < N && n < quota; i++)
+            if (!near[cl[i]])
+                ok[i] = 1, n++;
+        struct lk_bitmap *bm = bitmap_of(ok);
+        struct lk_search_info info = {0};
+        struct lk_search_opts o = {.allow = bm, .ef_search = ef, .info = &info};
+        struct lk_search_opts ex = {.allow = bm, .flags = LK_SEARCH_FORCE_EXACT};
+        struct lk_hit a[10], b[10];
+        size_t na, nb;
+        cr_assert_eq(lk_index_search(h, qv, 10, &o, a, &na, NULL), LK_OK);
+        cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, &nb, NULL), LK_OK);
+        if (info.path == LK_PATH_BAILOUT && info.graph_evals > 0) {
+            bailed++;
+            cr_assert_eq(na, nb);
+            for (size_t i = 0; i < na; i++) {
+                cr_assert_eq(a[i].id, b[i].id, "query %zu rank %zu", qi, i);
+                cr_assert_eq(a[i].distance, b[i].distance);
+            }
+        }
+        lk_bitmap_free(bm);
+    }
+    cr_log_info("budget bail-outs at %.0f%% ef %u: %zu of %d", sel * 100, ef, bailed, NQ);
+    cr_assert(bailed >= NQ / 2, "budget bail-outs %zu of %d", bailed, NQ);
+}
+
 Test(hnsw_search, planner_rule3_exact_when_probe_too_costly)
 {
     /* Rule 3: the graph could only win for a correlated filter and the
