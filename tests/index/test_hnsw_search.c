@@ -206,6 +206,30 @@ static struct lk_bitmap *bitmap_of(const unsigned char *ok)
     return bm;
 }
 
+/* Query qv for 10 with the planner (ef, bitmap bm) into a[] and with the
+ * exact scan of the same bitmap (the oracle) into b[]; the planner's
+ * lk_search_info goes to *info. */
+static void planner_and_oracle(const float *qv, const struct lk_bitmap *bm, uint32_t ef,
+                               struct lk_search_info *info, struct lk_hit a[10], size_t *na,
+                               struct lk_hit b[10], size_t *nb)
+{
+    struct lk_search_opts o = {.allow = bm, .ef_search = ef, .info = info};
+    struct lk_search_opts ex = {.allow = bm, .flags = LK_SEARCH_FORCE_EXACT};
+    cr_assert_eq(lk_index_search(h, qv, 10, &o, a, na, NULL), LK_OK);
+    cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, nb, NULL), LK_OK);
+}
+
+/* A scan (also after a bail-out) returns exactly the oracle's hits. */
+static void assert_same_hits(const struct lk_hit *a, size_t na, const struct lk_hit *b, size_t nb,
+                             size_t qi)
+{
+    cr_assert_eq(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        cr_assert_eq(a[i].id, b[i].id, "query %zu rank %zu", qi, i);
+        cr_assert_eq(a[i].distance, b[i].distance);
+    }
+}
+
 /* Recall@10 of the planner's choice against the exact scan of the same
  * filter, per query, with correlated (per-query) or random allow-lists;
  * counts the paths taken into paths[]. */
@@ -225,12 +249,9 @@ static double planner_recall(double sel, int correlated, uint32_t ef, size_t pat
             bm = bitmap_of(ok);
         }
         struct lk_search_info info = {0};
-        struct lk_search_opts o = {.allow = bm, .ef_search = ef, .info = &info};
-        struct lk_search_opts ex = {.allow = bm, .flags = LK_SEARCH_FORCE_EXACT};
         struct lk_hit a[10], b[10];
         size_t na, nb;
-        cr_assert_eq(lk_index_search(h, qv, 10, &o, a, &na, NULL), LK_OK);
-        cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, &nb, NULL), LK_OK);
+        planner_and_oracle(qv, bm, ef, &info, a, &na, b, &nb);
         cr_assert_eq(na, nb);
         cr_assert(info.path <= LK_PATH_COMPLETED);
         cr_assert_eq(info.allowed, lk_bitmap_count(bm));
@@ -240,13 +261,8 @@ static double planner_recall(double sel, int correlated, uint32_t ef, size_t pat
             hit += a[i].distance <= b[nb - 1].distance * (1 + 1e-5f) + 1e-6f;
         }
         total += nb;
-        if (info.path == LK_PATH_BAILOUT || info.path == LK_PATH_EXACT) {
-            /* a scan (also after a bail-out) returns exactly the oracle's hits */
-            for (size_t i = 0; i < na; i++) {
-                cr_assert_eq(a[i].id, b[i].id, "query %zu rank %zu path %d", qi, i, info.path);
-                cr_assert_eq(a[i].distance, b[i].distance);
-            }
-        }
+        if (info.path == LK_PATH_BAILOUT || info.path == LK_PATH_EXACT)
+            assert_same_hits(a, na, b, nb, qi);
         if (correlated)
             lk_bitmap_free(bm);
     }
@@ -387,19 +403,12 @@ Test(hnsw_search, planner_budget_bailout_is_exact)
                 ok[i] = 1, n++;
         struct lk_bitmap *bm = bitmap_of(ok);
         struct lk_search_info info = {0};
-        struct lk_search_opts o = {.allow = bm, .ef_search = ef, .info = &info};
-        struct lk_search_opts ex = {.allow = bm, .flags = LK_SEARCH_FORCE_EXACT};
         struct lk_hit a[10], b[10];
         size_t na, nb;
-        cr_assert_eq(lk_index_search(h, qv, 10, &o, a, &na, NULL), LK_OK);
-        cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, &nb, NULL), LK_OK);
+        planner_and_oracle(qv, bm, ef, &info, a, &na, b, &nb);
         if (info.path == LK_PATH_BAILOUT && info.graph_evals > 0) {
             bailed++;
-            cr_assert_eq(na, nb);
-            for (size_t i = 0; i < na; i++) {
-                cr_assert_eq(a[i].id, b[i].id, "query %zu rank %zu", qi, i);
-                cr_assert_eq(a[i].distance, b[i].distance);
-            }
+            assert_same_hits(a, na, b, nb, qi);
         }
         lk_bitmap_free(bm);
     }
