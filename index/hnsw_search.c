@@ -311,32 +311,77 @@ static double by_dim(uint32_t dim, double lowdim, double highdim)
     return lowdim + f * (highdim - lowdim);
 }
 
-/* Planner rule 4's probe (index.h): is the allowed density among the
- * level-0 neighbours of the traversal's entry point `e` (the node the
- * descent found nearest the query) high enough for the graph, and clearly
- * above the global selectivity `sel` that a filter independent of the
- * query would show?  Bit tests only, no distance: the neighbour list is in
- * e's node block, which the descent has just read. */
-static int probe_density(const struct lk_index *ix, const struct lk__ctab *t, uint32_t nslots,
-                         uint32_t e, const struct lk__filter *f, double sel, double p_go)
+/* Allowed count among the level-0 neighbours of node `id` into *found, the
+ * neighbours tested into *n (bit tests only, no distance). */
+static void neighbour_density(const struct lk_index *ix, const struct lk__ctab *t, uint32_t nslots,
+                              uint32_t id, const struct lk__filter *f, double *n, double *found)
 {
     uint32_t *cntp;
-    uint32_t *links = lk__links_t(ix, t, e, 0, &cntp);
+    uint32_t *links = lk__links_t(ix, t, id, 0, &cntp);
     uint32_t cnt = lk__load_count(cntp);
     if (cnt > ix->max_m0)
         cnt = ix->max_m0;
-    double n = 0, found = 0;
     for (uint32_t i = 0; i < cnt; i++) {
         uint32_t nb = lk__load_link(links + i);
         if (nb >= nslots)
             continue;
-        n++;
-        found += filter_pass(ix, t, NULL, nb, f);
+        *n += 1;
+        *found += filter_pass(ix, t, NULL, nb, f);
     }
+}
+
+/* Is `found` of `n` clearly more than the global selectivity `sel` that a
+ * filter independent of the graph's neighbourhoods shows (LK_FILTER_PROBE_Z
+ * standard deviations above it)? */
+static int denser_than(double n, double found, double sel)
+{
     if (n == 0)
         return 0;
-    double need = sel * n + LK_FILTER_PROBE_Z * sqrt(n * sel * (1.0 - sel));
-    return found >= need && found >= p_go * n;
+    return found >= sel * n + LK_FILTER_PROBE_Z * sqrt(n * sel * (1.0 - sel));
+}
+
+/* Planner rule 4, first probe (index.h): does the bitmap's allowed set
+ * follow the graph's neighbourhoods at all?  The level-0 neighbours of
+ * LK_FILTER_PROBE_NODES allowed nodes, taken at fixed spread positions of
+ * the bitmap, are tested: for a filter independent of the data (a random
+ * stock filter) their allowed density is the global selectivity, and then
+ * no query can see more, so the scan runs without paying the descent.  A
+ * few link lists read, no distance; the same answer for every query with
+ * this bitmap. */
+static int probe_bitmap(const struct lk_index *ix, const struct lk__ctab *t, uint32_t nslots,
+                        const struct lk__filter *f, double sel)
+{
+    const struct lk_bitmap *bm = f->bm;
+    uint32_t lim = bm->nbits < nslots ? bm->nbits : nslots;
+    size_t words = ((size_t)lim + 63) / 64;
+    double n = 0, found = 0;
+    for (unsigned i = 0; i < LK_FILTER_PROBE_NODES && words; i++) {
+        /* first set bit at or after an evenly spread start word */
+        size_t w = (size_t)((2 * i + 1) * (uint64_t)words / (2 * LK_FILTER_PROBE_NODES));
+        for (size_t j = 0; j < words; j++, w = w + 1 == words ? 0 : w + 1) {
+            if (!bm->words[w])
+                continue;
+            uint32_t id = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(bm->words[w]));
+            if (id < lim)
+                neighbour_density(ix, t, nslots, id, f, &n, &found);
+            break;
+        }
+    }
+    return denser_than(n, found, sel);
+}
+
+/* Planner rule 4, second probe (index.h): is the allowed density among the
+ * level-0 neighbours of the traversal's entry point `e` (the node the
+ * descent found nearest the query) clearly above the global selectivity
+ * `sel`?  (Whether it is high enough for the graph to win is the budget's
+ * judgement, on a larger sample.)  Bit tests only: the neighbour list is
+ * in e's node block, which the descent has just read. */
+static int probe_density(const struct lk_index *ix, const struct lk__ctab *t, uint32_t nslots,
+                         uint32_t e, const struct lk__filter *f, double sel)
+{
+    double n = 0, found = 0;
+    neighbour_density(ix, t, nslots, e, f, &n, &found);
+    return denser_than(n, found, sel);
 }
 
 /* Returns 0 if the slot was deleted (or is being reused) since it entered
@@ -412,7 +457,7 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
     struct fbudget bu = {SIZE_MAX, SIZE_MAX, 0.0, 0.0, 0, 0, 0, 0};
     int exact = ix->p.kind == LK_INDEX_FLAT || (opts->flags & LK_SEARCH_FORCE_EXACT) || ep == LK__EP_NONE;
     int probe = 0;
-    double sel = 1.0, p_go = 0.0;
+    double sel = 1.0;
     if (f) {
         if (filt.bm)
             allowed = filt.bm->count;
@@ -439,7 +484,8 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
         } else {
             /* rule 2 (graph wins even at p = s) or rule 4 (probe first) */
             probe = unfiltered / sel > LK_FILTER_GRAPH_MARGIN * scan;
-            p_go = unfiltered / (LK_FILTER_GRAPH_MARGIN * scan);
+            if (probe && filt.bm && !probe_bitmap(ix, t, nslots, f, sel))
+                exact = 1; /* rule 4, first probe: the filter ignores the neighbourhoods */
             bu.max_evals = (size_t)scan;
             bu.unfiltered_evals = unfiltered;
             bu.allowed = scan;
@@ -459,7 +505,7 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
         unsigned top = (unsigned)(ep >> 32);
         e.d = lk__to_distance(ix, ix->dist(q, lk__vec(ix, lk__node_t(ix, t, e.id)), ix->p.dim));
         e = lk__greedy(ix, t, q, nslots, e, top, 0);
-        if (probe && !probe_density(ix, t, nslots, e.id, f, sel, p_go)) {
+        if (probe && !probe_density(ix, t, nslots, e.id, f, sel)) {
             /* rule 4: the filter does not follow the query here; nothing
              * visited at level 0, so the scan starts afresh */
             path = LK_PATH_BAILOUT;

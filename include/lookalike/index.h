@@ -313,14 +313,18 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
  *   3. otherwise only a filter that follows the query lets the graph win.
  *      Exact scan if finding out (the descent, K * D) would cost more than
  *      LK_FILTER_PROBE_MAX_SHARE * A;
- *   4. otherwise probe: after the descent, the filter is tested (bit tests,
- *      no distances) on the level-0 neighbours of the node nearest the
- *      query; the graph runs only if n of them were tested and the allowed
- *      ones number at least s * n + LK_FILTER_PROBE_Z * sqrt(n s (1 - s))
- *      (clearly more than an independent filter shows) and at least the
- *      density rule 2 needs, K * E * ef / (LK_FILTER_GRAPH_MARGIN * A) * n;
- *      else the exact scan (reported as a bail-out).  A filter independent
- *      of the query thus costs the scan plus the descent.
+ *   4. otherwise probe, by bit tests on level-0 neighbour lists (no
+ *      distances).  "Dense" below: of the n neighbours tested, at least
+ *      s * n + LK_FILTER_PROBE_Z * sqrt(n s (1 - s)) allowed, clearly more
+ *      than a filter independent of the data shows.  (a) With a bitmap,
+ *      the neighbours of LK_FILTER_PROBE_NODES allowed nodes at fixed
+ *      spread positions of the bitmap: not dense = the allowed set ignores
+ *      the graph's neighbourhoods (a random stock filter), no query can see
+ *      more than s, exact scan up front.  (b) After the descent, the
+ *      neighbours of the node nearest the query: the graph runs only if
+ *      they are dense (whether dense enough is the budget's judgement,
+ *      below, on a larger sample); else the exact scan (reported as a
+ *      bail-out).
  *   A traversal started by rule 2 or 4 keeps a budget ("bail-out"): once
  *   LK_FILTER_DENSITY_SAMPLE * A / (K * E * ef) candidates were seen, it is
  *   abandoned for the exact scan at any expansion where the distances still
@@ -348,13 +352,14 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
 #define LK_FILTER_GRAPH_MARGIN 0.8
 #define LK_FILTER_PROBE_MAX_SHARE 0.05
 #define LK_FILTER_PROBE_Z 2.0
+#define LK_FILTER_PROBE_NODES 4u
 #define LK_FILTER_DENSITY_SAMPLE 4.0
 
 /* Which way a search went (lk_search_info.path). */
 enum lk_search_path {
     LK_PATH_GRAPH = 0,     /* graph traversal only */
     LK_PATH_EXACT = 1,     /* exact scan chosen up front (flat index, LK_SEARCH_FORCE_EXACT,
-                              empty index, or planner rule 1 or 3) */
+                              empty index, or planner rule 1, 3 or 4a) */
     LK_PATH_BAILOUT = 2,   /* graph attempt abandoned (planner rule 4's probe or the
                               traversal's budget), then exact scan */
     LK_PATH_COMPLETED = 3, /* graph found fewer than k allowed hits; exact scan instead */

@@ -339,10 +339,11 @@ Test(hnsw_search, planner_rule4_probe_keeps_graph_for_correlated_only)
 {
     /* Rule 4: only a filter that follows the query lets the graph win, and
      * the probe is cheap enough.  A random allow-list shows its global
-     * selectivity around the query and goes to the scan (path bail-out,
-     * answer exactly the oracle's, checked by planner_recall); one that
-     * follows the query (whole clusters nearest it) passes the probe and
-     * keeps the traversal unless the query sits where clusters meet.  On
+     * selectivity around allowed nodes, fails probe (a) and goes to the
+     * scan up front (path exact, answer exactly the oracle's, checked by
+     * planner_recall); one that follows the query (whole clusters nearest
+     * it) passes (a), and passes (b) and keeps the traversal unless the
+     * query sits where clusters meet (then: bail-out, also exact).  On
      * this small index rule 4 needs ~75 % selectivity, where a correlated
      * filter can only be 1.33x denser than a random one around the query,
      * so not every correlated query passes. */
@@ -355,7 +356,8 @@ Test(hnsw_search, planner_rule4_probe_keeps_graph_for_correlated_only)
                 "%zu/%zu/%zu/%zu", sel * 100, ef, rc, pc[0], pc[1], pc[2], pc[3], rr, pr[0], pr[1],
                 pr[2], pr[3]);
     cr_assert(pc[LK_PATH_GRAPH] >= NQ / 3, "correlated: graph %zu of %d", pc[LK_PATH_GRAPH], NQ);
-    cr_assert(pr[LK_PATH_BAILOUT] >= NQ * 9 / 10, "random: bail-out %zu of %d", pr[LK_PATH_BAILOUT], NQ);
+    cr_assert_eq(pc[LK_PATH_EXACT], 0, "correlated: probe (a) failed");
+    cr_assert_eq(pr[LK_PATH_EXACT], NQ, "random: exact %zu of %d", pr[LK_PATH_EXACT], NQ);
     cr_assert(rc >= 0.95 && rr >= 0.95, "recall correlated %.4f random %.4f", rc, rr);
 }
 
