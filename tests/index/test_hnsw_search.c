@@ -361,6 +361,37 @@ Test(hnsw_search, planner_rule4_probe_keeps_graph_for_correlated_only)
     cr_assert(rc >= 0.95 && rr >= 0.95, "recall correlated %.4f random %.4f", rc, rr);
 }
 
+Test(hnsw_search, planner_rule4b_predicate_probe_after_descent)
+{
+    /* A predicate with allowed_estimate has no bitmap for probe (a): a
+     * random one is judged after the descent by probe (b), goes to the
+     * scan (bail-out with no level-0 distance) and returns exactly the
+     * oracle's answer. */
+    double sel;
+    uint32_t ef;
+    find_rule(4, &sel, &ef);
+    static unsigned char ok[N];
+    size_t n = make_allow(ok, sel, 0, 99 + (uint64_t)(sel * 1e4));
+    struct allow al = {ok};
+    size_t probed_out = 0;
+    for (size_t qi = 0; qi < NQ; qi++) {
+        const float *qv = q + qi * D;
+        struct lk_search_info info = {0};
+        struct lk_search_opts o = {.allow_fn = pred, .allow_user = &al, .allowed_estimate = n,
+                                   .ef_search = ef, .info = &info};
+        struct lk_search_opts ex = {.allow_fn = pred, .allow_user = &al, .flags = LK_SEARCH_FORCE_EXACT};
+        struct lk_hit a[10], b[10];
+        size_t na, nb;
+        cr_assert_eq(lk_index_search(h, qv, 10, &o, a, &na, NULL), LK_OK);
+        cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, &nb, NULL), LK_OK);
+        if (info.path == LK_PATH_BAILOUT) {
+            probed_out += info.graph_evals == 0;
+            assert_same_hits(a, na, b, nb, qi);
+        }
+    }
+    cr_assert(probed_out >= NQ * 8 / 10, "probe (b) sent %zu of %d to the scan", probed_out, NQ);
+}
+
 Test(hnsw_search, planner_rule2_graph_for_random_when_cheaper)
 {
     /* Rule 2: the traversal is cheaper even at the global selectivity, so a
