@@ -486,12 +486,16 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
             probe = unfiltered / sel > LK_FILTER_GRAPH_MARGIN * scan;
             if (probe && filt.bm && !probe_bitmap(ix, t, nslots, f, sel))
                 exact = 1; /* rule 4, first probe: the filter ignores the neighbourhoods */
-            bu.max_evals = (size_t)scan;
+            /* the budget counts a graph distance at the cost it has in a
+             * traversal that keeps finding allowed nodes (cache-local) */
+            double budget = (double)allowed / by_dim(ix->p.dim, LK_FILTER_BUDGET_EVAL_COST_LOWDIM,
+                                                    LK_FILTER_BUDGET_EVAL_COST);
+            bu.max_evals = (size_t)budget;
             bu.unfiltered_evals = unfiltered;
-            bu.allowed = scan;
-            /* density below unfiltered / scan loses: sample enough
+            bu.allowed = budget;
+            /* density below unfiltered / budget loses: sample enough
              * candidates to see LK_FILTER_DENSITY_SAMPLE allowed ones there */
-            bu.min_sample = (size_t)ceil(LK_FILTER_DENSITY_SAMPLE * scan / unfiltered);
+            bu.min_sample = (size_t)ceil(LK_FILTER_DENSITY_SAMPLE * budget / unfiltered);
         }
     }
     if (exact)

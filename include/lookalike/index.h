@@ -325,12 +325,14 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
  *      they are dense (whether dense enough is the budget's judgement,
  *      below, on a larger sample); else the exact scan (reported as a
  *      bail-out).
- *   A traversal started by rule 2 or 4 keeps a budget ("bail-out"): once
- *   LK_FILTER_DENSITY_SAMPLE * A / (K * E * ef) candidates were seen, it is
- *   abandoned for the exact scan at any expansion where the distances still
- *   to compute at the observed density, E * ef * candidates / (allowed
- *   seen + 1) - computed so far, would cost more than the scan (A / K), and
- *   in any case once it has computed A / K distances.  The scan after a
+ *   A traversal started by rule 2 or 4 keeps a budget ("bail-out"), in
+ *   graph distances costed at Kb = Kb(dim) (a traversal that keeps finding
+ *   allowed nodes stays in cache, so its distances cost less than K): once
+ *   LK_FILTER_DENSITY_SAMPLE * A / (Kb * E * ef) candidates were seen, it
+ *   is abandoned for the exact scan at any expansion where the distances
+ *   still to compute at the observed density, E * ef * candidates /
+ *   (allowed seen + 1) - computed so far, exceed A / Kb, and in any case
+ *   once it has computed A / Kb distances.  The scan after a
  *   bail-out starts from the allowed items the traversal found and skips
  *   the nodes it visited, so its result is exactly the exact scan's; the
  *   budget bounds a filtered search at about twice the exact scan in the
@@ -348,6 +350,9 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
 #define LK_FILTER_GRAPH_EVALS_PER_EF 4.0
 #define LK_FILTER_GRAPH_EVAL_COST_LOWDIM 3.0
 #define LK_FILTER_GRAPH_EVAL_COST 1.5
+/* Kb(dim), the same interpolation: the traversal's budget. */
+#define LK_FILTER_BUDGET_EVAL_COST_LOWDIM 2.0
+#define LK_FILTER_BUDGET_EVAL_COST 1.0
 #define LK_FILTER_GRAPH_MIN_GAIN 1.5
 #define LK_FILTER_GRAPH_MARGIN 0.8
 #define LK_FILTER_PROBE_MAX_SHARE 0.05
