@@ -23,7 +23,8 @@
  *     filtered ground truth computed by brute force here; ours (automatic
  *     mode, and graph-only at low selectivity), hnswlib (0.7-style filter
  *     emulated with deletion marks, see hnswlib_wrap.h) and exact-on-allowed
- *     (our flat index with the same bitmap).
+ *     (our flat index with the same bitmap); ours and exact in ROUNDS
+ *     alternating rounds per ef, best of each, as in the sweep.
  *
  * Honesty rules kept here: identical parameters for both (M = 16,
  * ef_construction = 200; our defaults are checked and a second "ours"
@@ -941,20 +942,21 @@ static const char *fmt_paths(char *buf, size_t cap, const size_t p[4])
     return buf;
 }
 
-/* Run method `me` over all plans; bitmaps are made per plan for ours (from
- * the same mask), hnswlib gets its deletion marks; neither is timed. */
+/* Run method `me` over all plans, whole passes until `min_secs` of timed
+ * search; bitmaps are made per plan for ours (from the same mask), hnswlib
+ * gets its deletion marks; neither is timed. */
 static struct fres run_filtered(struct method *me, const struct ann_set *s, struct fplan *plans,
-                                size_t np, uint32_t ef)
+                                size_t np, uint32_t ef, double min_secs)
 {
     double secs = 0, cpu = 0, rsum = 0;
     size_t nq = 0, nr = 0;
     int64_t *res = NULL;
     size_t rcap = 0;
-    /* repeat all plans until min_time_s of timed search (recall from the
+    /* repeat all plans until min_secs of timed search (recall from the
      * first pass; the searches are deterministic) */
     size_t distinct = 0;
     size_t paths[4] = {0};
-    for (int rep = 0; rep == 0 || (secs < min_time_s && rep < 1000); rep++) {
+    for (int rep = 0; rep == 0 || (secs < min_secs && rep < 1000); rep++) {
     for (size_t pi = 0; pi < np; pi++) {
         struct fplan *p = &plans[pi];
         if (me->kind == M_HNSWLIB) {
@@ -1006,6 +1008,21 @@ static struct fres run_filtered(struct method *me, const struct ann_set *s, stru
     free(res);
     return (struct fres){nr ? rsum / (double)nr : NAN, (double)nq / secs, (double)nq / cpu,
                          distinct, {paths[0], paths[1], paths[2], paths[3]}};
+}
+
+/* Round `round` of a filtered measurement: the first gives recall and
+ * paths; the best (highest) wall and CPU-time rates are kept, as in the
+ * unfiltered sweep's best of ROUNDS alternating rounds. */
+static void keep_best(struct fres *best, struct fres r, int round)
+{
+    if (round == 0) {
+        *best = r;
+        return;
+    }
+    if (r.qps > best->qps)
+        best->qps = r.qps;
+    if (r.qps_cpu > best->qps_cpu)
+        best->qps_cpu = r.qps_cpu;
 }
 
 /* ==== One set =========================================================== */
@@ -1375,7 +1392,11 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
             printf("\nFiltered search, %zu queries, k=%d; correlated groups: %s\n", nfq, K,
                    s->group_source);
             printf("recall@10 against exact filtered ground truth; k' = min(k, allowed)\n");
-            printf("QPS are wall-clock; the last two ratio columns use thread CPU time instead\n");
+            printf("QPS are wall-clock; the last two ratio columns use thread CPU time instead;\n"
+                   "ours and exact: best of %d alternating rounds of >= %.2f s each, per ef\n"
+                   "exact = our flat index (LK_INDEX_FLAT) scanning the same bitmap: the same scan\n"
+                   "code our HNSW runs on its exact path, over the flat index's smaller node blocks\n",
+                   ROUNDS, min_time_s / ROUNDS);
             printf("path: share of our searches by the planner's path: g graph, x exact scan,\n"
                    "b graph abandoned for the exact scan (bail-out), c graph completed by a scan\n");
             printf("%-10s %6s %7s %4s | %-15s %-11s | %-15s | %-15s | %9s | %6s %6s | %6s %6s\n",
@@ -1390,18 +1411,28 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                     for (size_t i = 0; i < np; i++)
                         act += (double)plans[i].allowed * (double)plans[i].m;
                     act /= (double)nfq * (double)s->n;
-                    struct fres fe = run_filtered(&m_flat, s, plans, np, 0);
                     bool graph_row = sel < 0.05;
+                    struct fres fe = {0};
                     for (size_t e = 0; e < o->nfef; e++) {
                         uint32_t ef = o->fef[e];
-                        struct fres fo = run_filtered(&m_ours, s, plans, np, ef);
+                        /* ours and exact in ROUNDS alternating rounds,
+                         * best of each (load drift hits both); hnswlib,
+                         * whose filtered search at low selectivity takes
+                         * seconds a pass, once */
+                        struct fres fo = {0};
+                        for (int r = 0; r < ROUNDS; r++) {
+                            keep_best(&fe, run_filtered(&m_flat, s, plans, np, 0, min_time_s / ROUNDS),
+                                      r);
+                            keep_best(&fo, run_filtered(&m_ours, s, plans, np, ef, min_time_s / ROUNDS),
+                                      r);
+                        }
+                        struct fres fh = run_filtered(&m_h, s, plans, np, ef, min_time_s);
                         struct fres fg = {NAN, NAN, NAN, 0, {0, 0, 0, 0}};
                         if (graph_row) {
                             m_ours.flags = LK_SEARCH_FORCE_GRAPH;
-                            fg = run_filtered(&m_ours, s, plans, np, ef);
+                            fg = run_filtered(&m_ours, s, plans, np, ef, min_time_s);
                             m_ours.flags = 0;
                         }
-                        struct fres fh = run_filtered(&m_h, s, plans, np, ef);
                         char g[40] = "-";
                         if (graph_row)
                             snprintf(g, sizeof g, "%.3f %8.0f", fg.recall, fg.qps);
@@ -1414,7 +1445,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                         fflush(stdout);
                         for (int w = 0; w < 4; w++) {
                             const struct fres *r = w == 0 ? &fo : w == 1 ? &fg : w == 2 ? &fh : &fe;
-                            if ((w == 1 && !graph_row) || (w == 3 && e > 0))
+                            if (w == 1 && !graph_row)
                                 continue;
                             rec_begin(&out, "filtered");
                             rec_str(&out, "method",
@@ -1425,8 +1456,7 @@ static void bench_set(const struct opts *o, struct ann_set *s, const struct benc
                             rec_str(&out, "filter", kind ? "correlated" : "random");
                             rec_num(&out, "selectivity", sel);
                             rec_num(&out, "selectivity_actual", act);
-                            if (w != 3)
-                                rec_num(&out, "ef_search", ef);
+                            rec_num(&out, w == 3 ? "paired_with_ef_search" : "ef_search", ef);
                             rec_num(&out, "queries", (double)r->nq);
                             rec_num(&out, "recall_at_10", r->recall);
                             rec_num(&out, "qps", r->qps);

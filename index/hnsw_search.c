@@ -33,10 +33,12 @@
  * result, so the search runs until ef allowed items are found.  Which of
  * traversal and exact scan of the allowed items runs is decided by the
  * planner in lk_index_search (rules in index.h and docs/params.md): the
- * scan up front when even a query-correlated filter could not make the
- * graph clearly cheaper, otherwise the graph first, abandoned for the scan
- * ("bail-out") as soon as the allowed density it observes says the scan is
- * cheaper.  The bail-out keeps the traversal's allowed results and skips
+ * graph when it is cheaper even for a filter independent of the query; the
+ * scan up front when even a filter that follows the query could not make
+ * the graph clearly cheaper, or finding out would cost too much; in between
+ * a probe of the allowed density around the query after the descent, and in
+ * every traversal a budget that abandons it for the scan ("bail-out") as
+ * soon as the allowed density it observes says the scan is cheaper.  The bail-out keeps the traversal's allowed results and skips
  * the nodes it visited, so its answer is exactly the scan's.  If a graph
  * search ends with fewer than k allowed hits, an exact scan completes it: a
  * query for k gets k results whenever k live allowed items exist.
@@ -140,19 +142,17 @@ struct lk__cand lk__greedy(const struct lk_index *ix, const struct lk__ctab *t, 
  * lk_index_search).  evals counts level-0 distance computations; cands the
  * nodes that qualified as candidates (closer than the furthest result) and
  * found how many of those were allowed.  The traversal stops with bailed = 1
- * when evals exceeds max_evals; when, at the first expansion with
- * cands >= min_sample, the predicted total at the observed allowed density,
- * unfiltered_evals * cands / found, exceeds LK_FILTER_GRAPH_MARGIN times
- * the exact scan's cost (`allowed`, converted to graph distances); or, at
- * any later expansion, when the distances still to compute,
+ * when evals exceeds max_evals (it has spent what the whole exact scan
+ * costs), or, at any expansion once cands >= min_sample, when the distances
+ * still to compute at the observed allowed density,
  * unfiltered_evals * cands / (found + 1) - evals, exceed the scan's cost
- * (what is spent is spent: only the rest counts).  The strict first test
- * settles borderline densities early, when bailing out is cheap. */
+ * `allowed` (in graph distances; what is spent is spent: only the rest
+ * counts). */
 struct fbudget {
     size_t max_evals, min_sample;
-    double unfiltered_evals, allowed; /* LK_FILTER_GRAPH_EVALS_PER_EF * ef; A in graph-eval units */
+    double unfiltered_evals, allowed; /* E * ef; A in graph-eval units */
     size_t evals, cands, found;
-    int decided, bailed;
+    int bailed;
 };
 
 /* SEARCH-LAYER (Algorithm 2).  `filtered` is a compile-time constant at
@@ -290,15 +290,10 @@ search_layer_impl(const struct lk_index *ix, const struct lk__ctab *t, struct lk
             /* the planner's bail-out test, once per expansion */
             bu->evals += m;
             int bail = bu->evals > bu->max_evals;
-            if (!bail && bu->cands >= bu->min_sample) {
-                double per_found = bu->unfiltered_evals * (double)bu->cands;
-                if (!bu->decided) {
-                    bu->decided = 1;
-                    bail = per_found > LK_FILTER_GRAPH_MARGIN * bu->allowed * (double)bu->found;
-                } else {
-                    bail = per_found / (double)(bu->found + 1) - (double)bu->evals > bu->allowed;
-                }
-            }
+            if (!bail && bu->cands >= bu->min_sample)
+                bail = bu->unfiltered_evals * (double)bu->cands / (double)(bu->found + 1) -
+                           (double)bu->evals >
+                       bu->allowed;
             if (bail) {
                 bu->bailed = 1;
                 break;
@@ -334,20 +329,93 @@ static size_t search_layer_filtered(const struct lk_index *ix, const struct lk__
 
 /* ==== lk_index_search ==== */
 
-/* K(dim) of the filtered-search planner (index.h): the cost of one graph
+/* The planner's two dimension-dependent constants (index.h): E(dim), level-0
+ * graph distances per unit of ef / p, and K(dim), the cost of one graph
  * distance in exact-scan distances.  At low dimension a distance is cheap
- * and the traversal's random access and heap work dominate
- * (LK_FILTER_GRAPH_EVAL_COST_LOWDIM at dim <= 128); at high dimension the
- * arithmetic dominates both (LK_FILTER_GRAPH_EVAL_COST at dim >= 768);
- * interpolated in log(dim) between. */
-static double graph_eval_cost(uint32_t dim)
+ * and the traversal's random access and heap work dominate (the _LOWDIM
+ * values, at dim <= 128); at high dimension the arithmetic dominates both
+ * paths (the other values, at dim >= 768); log(dim)-interpolated between. */
+static double by_dim(uint32_t dim, double lowdim, double highdim)
 {
     if (dim <= 128)
-        return LK_FILTER_GRAPH_EVAL_COST_LOWDIM;
+        return lowdim;
     if (dim >= 768)
-        return LK_FILTER_GRAPH_EVAL_COST;
+        return highdim;
     double f = log2((double)dim / 128.0) / log2(768.0 / 128.0);
-    return LK_FILTER_GRAPH_EVAL_COST_LOWDIM + f * (LK_FILTER_GRAPH_EVAL_COST - LK_FILTER_GRAPH_EVAL_COST_LOWDIM);
+    return lowdim + f * (highdim - lowdim);
+}
+
+/* Allowed count among the level-0 neighbours of node `id` into *found, the
+ * neighbours tested into *n (bit tests only, no distance). */
+static void neighbour_density(const struct lk_index *ix, const struct lk__ctab *t, uint32_t nslots,
+                              uint32_t id, const struct lk__filter *f, double *n, double *found)
+{
+    uint32_t *cntp;
+    uint32_t *links = lk__links_t(ix, t, id, 0, &cntp);
+    uint32_t cnt = lk__load_count(cntp);
+    if (cnt > ix->max_m0)
+        cnt = ix->max_m0;
+    for (uint32_t i = 0; i < cnt; i++) {
+        uint32_t nb = lk__load_link(links + i);
+        if (nb >= nslots)
+            continue;
+        *n += 1;
+        *found += filter_pass(ix, t, NULL, nb, f);
+    }
+}
+
+/* Is `found` of `n` clearly more than the global selectivity `sel` that a
+ * filter independent of the graph's neighbourhoods shows (LK_FILTER_PROBE_Z
+ * standard deviations above it)? */
+static int denser_than(double n, double found, double sel)
+{
+    if (n == 0)
+        return 0;
+    return found >= sel * n + LK_FILTER_PROBE_Z * sqrt(n * sel * (1.0 - sel));
+}
+
+/* Planner rule 4, first probe (index.h): does the bitmap's allowed set
+ * follow the graph's neighbourhoods at all?  The level-0 neighbours of
+ * LK_FILTER_PROBE_NODES allowed nodes, taken at fixed spread positions of
+ * the bitmap, are tested: for a filter independent of the data (a random
+ * stock filter) their allowed density is the global selectivity, and then
+ * no query can see more, so the scan runs without paying the descent.  A
+ * few link lists read, no distance; the same answer for every query with
+ * this bitmap. */
+static int probe_bitmap(const struct lk_index *ix, const struct lk__ctab *t, uint32_t nslots,
+                        const struct lk__filter *f, double sel)
+{
+    const struct lk_bitmap *bm = f->bm;
+    uint32_t lim = bm->nbits < nslots ? bm->nbits : nslots;
+    size_t words = ((size_t)lim + 63) / 64;
+    double n = 0, found = 0;
+    for (unsigned i = 0; i < LK_FILTER_PROBE_NODES && words; i++) {
+        /* first set bit at or after an evenly spread start word */
+        size_t w = (size_t)((2 * i + 1) * (uint64_t)words / (2 * LK_FILTER_PROBE_NODES));
+        for (size_t j = 0; j < words; j++, w = w + 1 == words ? 0 : w + 1) {
+            if (!bm->words[w])
+                continue;
+            uint32_t id = (uint32_t)(w * 64 + (unsigned)__builtin_ctzll(bm->words[w]));
+            if (id < lim)
+                neighbour_density(ix, t, nslots, id, f, &n, &found);
+            break;
+        }
+    }
+    return denser_than(n, found, sel);
+}
+
+/* Planner rule 4, second probe (index.h): is the allowed density among the
+ * level-0 neighbours of the traversal's entry point `e` (the node the
+ * descent found nearest the query) clearly above the global selectivity
+ * `sel`?  (Whether it is high enough for the graph to win is the budget's
+ * judgement, on a larger sample.)  Bit tests only: the neighbour list is
+ * in e's node block, which the descent has just read. */
+static int probe_density(const struct lk_index *ix, const struct lk__ctab *t, uint32_t nslots,
+                         uint32_t e, const struct lk__filter *f, double sel)
+{
+    double n = 0, found = 0;
+    neighbour_density(ix, t, nslots, e, f, &n, &found);
+    return denser_than(n, found, sel);
 }
 
 /* Returns 0 if the slot was deleted (or is being reused) since it entered
@@ -414,17 +482,16 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
 
     /* ---- Filtered-search planner (index.h, docs/params.md) ----
      * Units: one exact-scan distance computation.  The exact scan of the
-     * allowed set costs A; a traversal costs about G * ef / p where p is
-     * the density of allowed items among the nodes it meets (the global
-     * selectivity for a filter independent of the query, much higher for
-     * one that follows the query).  p is not known before traversing, so
-     * the graph goes first with a budget and is abandoned for the exact
-     * scan as soon as the density it observes says the scan is cheaper, or
-     * once it has spent what the whole scan would cost. */
+     * allowed set costs A; a traversal costs about K * E * ef / p where p
+     * is the density of allowed items among the nodes it meets: the global
+     * selectivity s = A / live for a filter independent of the query, much
+     * higher for one that follows the query.  Rules 1-4 of index.h. */
     enum lk_search_path path = LK_PATH_GRAPH;
     size_t allowed = SIZE_MAX;
-    struct fbudget bu = {SIZE_MAX, SIZE_MAX, 0.0, 0.0, 0, 0, 0, 0, 0};
+    struct fbudget bu = {SIZE_MAX, SIZE_MAX, 0.0, 0.0, 0, 0, 0, 0};
     int exact = ix->p.kind == LK_INDEX_FLAT || (opts->flags & LK_SEARCH_FORCE_EXACT) || ep == LK__EP_NONE;
+    int probe = 0;
+    double sel = 1.0;
     if (f) {
         if (filt.bm)
             allowed = filt.bm->count;
@@ -432,18 +499,37 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
             allowed = opts->allowed_estimate;
     }
     if (!exact && f && allowed != SIZE_MAX && !(opts->flags & LK_SEARCH_FORCE_GRAPH)) {
-        double unfiltered = LK_FILTER_GRAPH_EVALS_PER_EF * (double)ef;
-        double scan = (double)allowed / graph_eval_cost(ix->p.dim); /* in graph distances */
+        double K = by_dim(ix->p.dim, LK_FILTER_GRAPH_EVAL_COST_LOWDIM, LK_FILTER_GRAPH_EVAL_COST);
+        double unfiltered = by_dim(ix->p.dim, LK_FILTER_GRAPH_EVALS_PER_EF_LOWDIM,
+                                   LK_FILTER_GRAPH_EVALS_PER_EF) * (double)ef;
+        double scan = (double)allowed / K; /* in graph distances */
+        sel = live ? (double)allowed / (double)live : 1.0;
+        if (sel > 1.0)
+            sel = 1.0;
+        /* descent through the upper levels, in graph distances (measured
+         * 43 on a 5,000-node graph of top level 3, 84 on 100,000 / 4) */
+        double descent = (double)ix->p.M * (double)((ep >> 32) + 1);
         if (allowed <= (size_t)LK_FILTER_EXACT_MIN_COUNT_PER_K * k ||
             scan < LK_FILTER_GRAPH_MIN_GAIN * unfiltered) {
             exact = 1; /* rule 1: even a filter that follows the query leaves the graph no win */
+        } else if (unfiltered / sel > LK_FILTER_GRAPH_MARGIN * scan &&
+                   descent > LK_FILTER_PROBE_MAX_SHARE * scan) {
+            exact = 1; /* rule 3: only a correlated filter could win, and finding out costs too much */
         } else {
-            bu.max_evals = (size_t)scan;
+            /* rule 2 (graph wins even at p = s) or rule 4 (probe first) */
+            probe = unfiltered / sel > LK_FILTER_GRAPH_MARGIN * scan;
+            if (probe && filt.bm && !probe_bitmap(ix, t, nslots, f, sel))
+                exact = 1; /* rule 4, first probe: the filter ignores the neighbourhoods */
+            /* the budget counts a graph distance at the cost it has in a
+             * traversal that keeps finding allowed nodes (cache-local) */
+            double budget = (double)allowed / by_dim(ix->p.dim, LK_FILTER_BUDGET_EVAL_COST_LOWDIM,
+                                                    LK_FILTER_BUDGET_EVAL_COST);
+            bu.max_evals = (size_t)budget;
             bu.unfiltered_evals = unfiltered;
-            bu.allowed = scan;
-            /* density below unfiltered / scan loses: sample enough
+            bu.allowed = budget;
+            /* density below unfiltered / budget loses: sample enough
              * candidates to see LK_FILTER_DENSITY_SAMPLE allowed ones there */
-            bu.min_sample = (size_t)ceil(LK_FILTER_DENSITY_SAMPLE * scan / unfiltered);
+            bu.min_sample = (size_t)ceil(LK_FILTER_DENSITY_SAMPLE * budget / unfiltered);
         }
     }
     if (exact)
@@ -457,9 +543,16 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
         unsigned top = (unsigned)(ep >> 32);
         e.d = lk__to_distance(ix, ix->dist(q, lk__vec(ix, lk__node_t(ix, t, e.id)), ix->p.dim));
         e = lk__greedy(ix, t, q, nslots, e, top, 0);
-        /* Algorithm 5 line 7: SEARCH-LAYER(q, ep, ef, 0); results are only
-         * allowed, live nodes (filter_pass also rejects tombstones). */
-        n = search_layer_filtered(ix, t, c, q, nslots, &e, ef, f, f ? &bu : NULL);
+        if (probe && !probe_density(ix, t, nslots, e.id, f, sel)) {
+            /* rule 4: the filter does not follow the query here; nothing
+             * visited at level 0, so the scan starts afresh */
+            path = LK_PATH_BAILOUT;
+            exact = 1;
+        } else {
+            /* Algorithm 5 line 7: SEARCH-LAYER(q, ep, ef, 0); results are
+             * only allowed, live nodes (filter_pass rejects tombstones). */
+            n = search_layer_filtered(ix, t, c, q, nslots, &e, ef, f, f ? &bu : NULL);
+        }
         if (bu.bailed) {
             /* Abandoned: the exact scan starts from the allowed items met so
              * far (the k best of the heap) and skips visited nodes.  With
@@ -474,7 +567,7 @@ int lk_index_search(const struct lk_index *ix, const float *query, size_t k,
                     lk__maxheap_pop(res, &n);
                 skip = c->epoch;
             }
-        } else {
+        } else if (!exact) {
             if (ix->compressed) {
                 /* exact float32 re-ranking of all ef candidates */
                 for (size_t i = 0; i < n; i++)

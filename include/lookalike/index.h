@@ -294,58 +294,79 @@ typedef int (*lk_filter_fn)(uint64_t id, void *user);
 
 /* Filtered-search planner.  A filtered HNSW search either traverses the
  * graph (filter applied during traversal) or scans the allowed items
- * exactly.  Cost model, in distance computations:
+ * exactly.  Cost model, in exact-scan distance computations:
  *   exact scan of the allowed set:  A   (A = allowed count: the bitmap's
  *                                        count, or allowed_estimate)
  *   graph traversal:                E * ef / p graph distances, each costing
  *                                   K exact-scan ones (random access, heaps)
- * where E = LK_FILTER_GRAPH_EVALS_PER_EF, K = K(dim) (below) and
- * p is the density of allowed items among the nodes the traversal meets:
- * the global selectivity A / count for a filter independent of the query,
- * up to 1 for a filter that follows the query (the category the shopper's
- * photo shows).  p is not known before traversing, so with A known and no
- * LK_SEARCH_FORCE_* flag:
+ *   descent to level 0:             D = M * (top level + 1) graph distances
+ * where E = E(dim), K = K(dim) (below) and p is the density of allowed
+ * items among the nodes the traversal meets: the global selectivity
+ * s = A / count for a filter independent of the query (a stock or region
+ * filter), up to 1 for a filter that follows the query (the category the
+ * shopper's photo shows).  With A known and no LK_SEARCH_FORCE_* flag:
  *   1. exact scan if A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * k or
  *      A < LK_FILTER_GRAPH_MIN_GAIN * K * E * ef (even p = 1 would not make
- *      the graph clearly cheaper, and trying costs the descent through the
- *      upper levels);
- *   2. otherwise graph first, abandoned for the exact scan ("bail-out") when
- *      (a) once LK_FILTER_DENSITY_SAMPLE * A / (K * E * ef) candidates
- *          were seen, the predicted traversal at the observed density,
- *          E * ef * candidates / allowed seen, costs more than
- *          LK_FILTER_GRAPH_MARGIN times the scan (A / K); at any later
- *          expansion, the distances still to compute,
- *          E * ef * candidates / (allowed seen + 1) - computed so far, would
- *          cost more than the scan, or
- *      (b) the traversal has computed A / K distances (it has spent what
- *          the whole scan costs).
- *      The scan after a bail-out starts from the allowed items the
- *      traversal found and skips the nodes it visited, so its result is
- *      exactly the exact scan's; (b) bounds a filtered search at about
- *      twice the exact scan in the worst case (a filter whose allowed items
- *      are all far from the query); with a filter independent of the query
- *      (a) fires after a few dozen candidates.
+ *      the graph clearly cheaper);
+ *   2. graph if K * E * ef / s <= LK_FILTER_GRAPH_MARGIN * A: the graph
+ *      wins even if the filter is independent of the query;
+ *   3. otherwise only a filter that follows the query lets the graph win.
+ *      Exact scan if finding out (the descent, K * D) would cost more than
+ *      LK_FILTER_PROBE_MAX_SHARE * A;
+ *   4. otherwise probe, by bit tests on level-0 neighbour lists (no
+ *      distances).  "Dense" below: of the n neighbours tested, at least
+ *      s * n + LK_FILTER_PROBE_Z * sqrt(n s (1 - s)) allowed, clearly more
+ *      than a filter independent of the data shows.  (a) With a bitmap,
+ *      the neighbours of LK_FILTER_PROBE_NODES allowed nodes at fixed
+ *      spread positions of the bitmap: not dense = the allowed set ignores
+ *      the graph's neighbourhoods (a random stock filter), no query can see
+ *      more than s, exact scan up front.  (b) After the descent, the
+ *      neighbours of the node nearest the query: the graph runs only if
+ *      they are dense (whether dense enough is the budget's judgement,
+ *      below, on a larger sample); else the exact scan (reported as a
+ *      bail-out).
+ *   A traversal started by rule 2 or 4 keeps a budget ("bail-out"), in
+ *   graph distances costed at Kb = Kb(dim) (a traversal that keeps finding
+ *   allowed nodes stays in cache, so its distances cost less than K): once
+ *   LK_FILTER_DENSITY_SAMPLE * A / (Kb * E * ef) candidates were seen, it
+ *   is abandoned for the exact scan at any expansion where the distances
+ *   still to compute at the observed density, E * ef * candidates /
+ *   (allowed seen + 1) - computed so far, exceed A / Kb, and in any case
+ *   once it has computed A / Kb distances.  The scan after a
+ *   bail-out starts from the allowed items the traversal found and skips
+ *   the nodes it visited, so its result is exactly the exact scan's; the
+ *   budget bounds a filtered search at about twice the exact scan in the
+ *   worst case (a filter whose allowed items are all far from the query).
  * A predicate without allowed_estimate gives an unknown A: graph without a
  * budget.  If a graph search ends with fewer than k allowed hits an exact
  * scan completes it.  lk_search_opts.info reports the path taken.
- * Constants measured with bench/ann on 128-d sets (docs/params.md). */
+ * Constants measured with bench/ann on sift-5k, a 100,000 x 128 synthetic
+ * set and Fashion-MNIST (784-d); see docs/params.md. */
 #define LK_FILTER_EXACT_MIN_COUNT_PER_K 16u
-#define LK_FILTER_GRAPH_EVALS_PER_EF 9.0
-/* K(dim): LK_FILTER_GRAPH_EVAL_COST_LOWDIM at dim <= 128 (memory latency
- * and heap work dominate a graph step), LK_FILTER_GRAPH_EVAL_COST at
- * dim >= 768 (the arithmetic dominates both), log-interpolated between. */
-#define LK_FILTER_GRAPH_EVAL_COST_LOWDIM 2.0
-#define LK_FILTER_GRAPH_EVAL_COST 1.0
+/* E(dim) and K(dim): the _LOWDIM value at dim <= 128 (memory latency and
+ * heap work dominate a graph step), the other at dim >= 768 (the arithmetic
+ * dominates both paths), log(dim)-interpolated between. */
+#define LK_FILTER_GRAPH_EVALS_PER_EF_LOWDIM 10.0
+#define LK_FILTER_GRAPH_EVALS_PER_EF 4.0
+#define LK_FILTER_GRAPH_EVAL_COST_LOWDIM 3.0
+#define LK_FILTER_GRAPH_EVAL_COST 1.5
+/* Kb(dim), the same interpolation: the traversal's budget. */
+#define LK_FILTER_BUDGET_EVAL_COST_LOWDIM 2.0
+#define LK_FILTER_BUDGET_EVAL_COST 1.0
 #define LK_FILTER_GRAPH_MIN_GAIN 1.5
+#define LK_FILTER_GRAPH_MARGIN 0.8
+#define LK_FILTER_PROBE_MAX_SHARE 0.05
+#define LK_FILTER_PROBE_Z 2.0
+#define LK_FILTER_PROBE_NODES 4u
 #define LK_FILTER_DENSITY_SAMPLE 4.0
-#define LK_FILTER_GRAPH_MARGIN 0.75
 
 /* Which way a search went (lk_search_info.path). */
 enum lk_search_path {
     LK_PATH_GRAPH = 0,     /* graph traversal only */
     LK_PATH_EXACT = 1,     /* exact scan chosen up front (flat index, LK_SEARCH_FORCE_EXACT,
-                              empty index, or planner rule 1) */
-    LK_PATH_BAILOUT = 2,   /* graph traversal abandoned by planner rule 2, then exact scan */
+                              empty index, or planner rule 1, 3 or 4a) */
+    LK_PATH_BAILOUT = 2,   /* graph attempt abandoned (planner rule 4's probe or the
+                              traversal's budget), then exact scan */
     LK_PATH_COMPLETED = 3, /* graph found fewer than k allowed hits; exact scan instead */
 };
 

@@ -185,8 +185,10 @@ static size_t correlated_allow(const float *qv, double sel, unsigned char *ok)
     cr_assert_eq(lk_index_search(h, qv, 512, &ex, nn, &nn_n, NULL), LK_OK);
     memset(ok, 0, N);
     size_t quota = (size_t)(sel * N + 0.5), n = 0;
-    for (size_t j = 0; j < nn_n && n < quota; j++) {
-        uint32_t c = cl[(nn[j].id - 1) / 2];
+    for (size_t j = 0; j < nn_n + NCL && n < quota; j++) {
+        /* the clusters of the query's nearest rows, then (large quotas)
+         * the others */
+        uint32_t c = j < nn_n ? cl[(nn[j].id - 1) / 2] : (uint32_t)(j - nn_n);
         for (size_t i = 0; i < N && n < quota; i++)
             if (cl[i] == c && !ok[i])
                 ok[i] = 1, n++;
@@ -204,10 +206,32 @@ static struct lk_bitmap *bitmap_of(const unsigned char *ok)
     return bm;
 }
 
+/* Query qv for 10 with the planner (ef, bitmap bm) into a[] and with the
+ * exact scan of the same bitmap (the oracle) into b[]; the planner's
+ * lk_search_info goes to *info. */
+static void planner_and_oracle(const float *qv, const struct lk_bitmap *bm, uint32_t ef,
+                               struct lk_search_info *info, struct lk_hit a[10], size_t *na,
+                               struct lk_hit b[10], size_t *nb)
+{
+    struct lk_search_opts o = {.allow = bm, .ef_search = ef, .info = info};
+    struct lk_search_opts ex = {.allow = bm, .flags = LK_SEARCH_FORCE_EXACT};
+    cr_assert_eq(lk_index_search(h, qv, 10, &o, a, na, NULL), LK_OK);
+    cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, nb, NULL), LK_OK);
+}
+
+/* A scan (also after a bail-out) returns exactly the oracle's hits. */
+static void assert_same_hits(const struct lk_hit *a, size_t na, const struct lk_hit *b, size_t nb,
+                             size_t qi)
+{
+    cr_assert_eq(na, nb);
+    for (size_t i = 0; i < na; i++) {
+        cr_assert_eq(a[i].id, b[i].id, "query %zu rank %zu", qi, i);
+        cr_assert_eq(a[i].distance, b[i].distance);
+    }
+}
+
 /* Recall@10 of the planner's choice against the exact scan of the same
- * filter, per query, with correlated (per-query) or random allow-lists.
- * ef 24 makes the graph-first path reachable on this small index (rule 1
- * sends A < 1.5 * 2 * 9 * ef = 648 allowed rows straight to the scan);
+ * filter, per query, with correlated (per-query) or random allow-lists;
  * counts the paths taken into paths[]. */
 static double planner_recall(double sel, int correlated, uint32_t ef, size_t paths[4])
 {
@@ -225,12 +249,9 @@ static double planner_recall(double sel, int correlated, uint32_t ef, size_t pat
             bm = bitmap_of(ok);
         }
         struct lk_search_info info = {0};
-        struct lk_search_opts o = {.allow = bm, .ef_search = ef, .info = &info};
-        struct lk_search_opts ex = {.allow = bm, .flags = LK_SEARCH_FORCE_EXACT};
         struct lk_hit a[10], b[10];
         size_t na, nb;
-        cr_assert_eq(lk_index_search(h, qv, 10, &o, a, &na, NULL), LK_OK);
-        cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, &nb, NULL), LK_OK);
+        planner_and_oracle(qv, bm, ef, &info, a, &na, b, &nb);
         cr_assert_eq(na, nb);
         cr_assert(info.path <= LK_PATH_COMPLETED);
         cr_assert_eq(info.allowed, lk_bitmap_count(bm));
@@ -240,13 +261,8 @@ static double planner_recall(double sel, int correlated, uint32_t ef, size_t pat
             hit += a[i].distance <= b[nb - 1].distance * (1 + 1e-5f) + 1e-6f;
         }
         total += nb;
-        if (info.path == LK_PATH_BAILOUT || info.path == LK_PATH_EXACT) {
-            /* a scan (also after a bail-out) returns exactly the oracle's hits */
-            for (size_t i = 0; i < na; i++) {
-                cr_assert_eq(a[i].id, b[i].id, "query %zu rank %zu path %d", qi, i, info.path);
-                cr_assert_eq(a[i].distance, b[i].distance);
-            }
-        }
+        if (info.path == LK_PATH_BAILOUT || info.path == LK_PATH_EXACT)
+            assert_same_hits(a, na, b, nb, qi);
         if (correlated)
             lk_bitmap_free(bm);
     }
@@ -275,19 +291,177 @@ Test(hnsw_search, planner_recall_all_selectivities)
             }
 }
 
-Test(hnsw_search, planner_graph_for_correlated_bailout_for_random)
+/* The rule of index.h's planner that applies to A allowed rows of N at ef
+ * (dim D <= 128: the _LOWDIM constants; k = 10). */
+static int planner_rule(size_t A, uint32_t ef)
 {
-    /* 25 % (1500 rows) at ef 24: past rule 1.  A filter that follows the
-     * query keeps the traversal; a random one at that density is predicted
-     * to cost more than the scan and is abandoned early.  (Recall at ef 24
-     * is the graph's own, below 0.95 on this small 24-d set: not asserted
-     * here; planner_recall still checks every bail-out against the oracle.) */
+    struct lk_index_params p;
+    struct lk_index_stats st;
+    cr_assert_eq(lk_index_get_params(h, &p), LK_OK);
+    cr_assert_eq(lk_index_stats(h, &st), LK_OK);
+    double K = LK_FILTER_GRAPH_EVAL_COST_LOWDIM, E = LK_FILTER_GRAPH_EVALS_PER_EF_LOWDIM;
+    double s = (double)A / N, scan = (double)A / K, unf = E * ef, descent = (double)p.M * (st.max_level + 1);
+    if (A <= LK_FILTER_EXACT_MIN_COUNT_PER_K * 10 || scan < LK_FILTER_GRAPH_MIN_GAIN * unf)
+        return 1;
+    if (unf / s <= LK_FILTER_GRAPH_MARGIN * scan)
+        return 2;
+    return descent > LK_FILTER_PROBE_MAX_SHARE * scan ? 3 : 4;
+}
+
+/* An (sel, ef) pair among a few selectivities and ef 10..400 where `rule`
+ * applies to a random allow-list of sel * N rows: the middle of the first
+ * ef range found, so allow-lists a few rows larger or smaller (the
+ * correlated ones) fall under the same rule. */
+static void find_rule(int rule, double *sel, uint32_t *ef)
+{
+    static const double sels[] = {0.75, 0.7, 0.6, 0.5, 0.4, 0.25};
+    static unsigned char ok[N];
+    for (size_t i = 0; i < sizeof sels / sizeof sels[0]; i++) {
+        size_t A = make_allow(ok, sels[i], 0, 99 + (uint64_t)(sels[i] * 1e4));
+        uint32_t lo = 0, hi = 0;
+        for (uint32_t e = 10; e <= 400; e++)
+            if (planner_rule(A, e) == rule) {
+                lo = lo ? lo : e;
+                hi = e;
+            } else if (lo) {
+                break;
+            }
+        if (lo) {
+            *sel = sels[i];
+            *ef = (lo + hi) / 2;
+            return;
+        }
+    }
+    cr_assert_fail("no (selectivity, ef) reaches planner rule %d on this index", rule);
+}
+
+Test(hnsw_search, planner_rule4_probe_keeps_graph_for_correlated_only)
+{
+    /* Rule 4: only a filter that follows the query lets the graph win, and
+     * the probe is cheap enough.  A random allow-list shows its global
+     * selectivity around allowed nodes, fails probe (a) and goes to the
+     * scan up front (path exact, answer exactly the oracle's, checked by
+     * planner_recall); one that follows the query (whole clusters nearest
+     * it) passes (a), and passes (b) and keeps the traversal unless the
+     * query sits where clusters meet (then: bail-out, also exact).  On
+     * this small index rule 4 needs ~75 % selectivity, where a correlated
+     * filter can only be 1.33x denser than a random one around the query,
+     * so not every correlated query passes. */
+    double sel;
+    uint32_t ef;
+    find_rule(4, &sel, &ef);
     size_t pc[4] = {0}, pr[4] = {0};
-    double rc = planner_recall(0.25, 1, 24, pc), rr = planner_recall(0.25, 0, 24, pr);
-    cr_log_info("25%% ef 24: correlated %.4f paths %zu/%zu/%zu/%zu, random %.4f paths %zu/%zu/%zu/%zu",
-                rc, pc[0], pc[1], pc[2], pc[3], rr, pr[0], pr[1], pr[2], pr[3]);
-    cr_assert(pc[LK_PATH_GRAPH] >= NQ * 9 / 10, "correlated: graph %zu of %d", pc[LK_PATH_GRAPH], NQ);
-    cr_assert(pr[LK_PATH_BAILOUT] >= NQ * 9 / 10, "random: bail-out %zu of %d", pr[LK_PATH_BAILOUT], NQ);
+    double rc = planner_recall(sel, 1, ef, pc), rr = planner_recall(sel, 0, ef, pr);
+    cr_log_info("rule 4 at %.0f%% ef %u: correlated %.4f paths %zu/%zu/%zu/%zu, random %.4f paths "
+                "%zu/%zu/%zu/%zu", sel * 100, ef, rc, pc[0], pc[1], pc[2], pc[3], rr, pr[0], pr[1],
+                pr[2], pr[3]);
+    cr_assert(pc[LK_PATH_GRAPH] >= NQ / 3, "correlated: graph %zu of %d", pc[LK_PATH_GRAPH], NQ);
+    cr_assert_eq(pc[LK_PATH_EXACT], 0, "correlated: probe (a) failed");
+    cr_assert_eq(pr[LK_PATH_EXACT], NQ, "random: exact %zu of %d", pr[LK_PATH_EXACT], NQ);
+    cr_assert(rc >= 0.95 && rr >= 0.95, "recall correlated %.4f random %.4f", rc, rr);
+}
+
+Test(hnsw_search, planner_rule4b_predicate_probe_after_descent)
+{
+    /* A predicate with allowed_estimate has no bitmap for probe (a): a
+     * random one is judged after the descent by probe (b), goes to the
+     * scan (bail-out with no level-0 distance) and returns exactly the
+     * oracle's answer. */
+    double sel;
+    uint32_t ef;
+    find_rule(4, &sel, &ef);
+    static unsigned char ok[N];
+    size_t n = make_allow(ok, sel, 0, 99 + (uint64_t)(sel * 1e4));
+    struct allow al = {ok};
+    size_t probed_out = 0;
+    for (size_t qi = 0; qi < NQ; qi++) {
+        const float *qv = q + qi * D;
+        struct lk_search_info info = {0};
+        struct lk_search_opts o = {.allow_fn = pred, .allow_user = &al, .allowed_estimate = n,
+                                   .ef_search = ef, .info = &info};
+        struct lk_search_opts ex = {.allow_fn = pred, .allow_user = &al, .flags = LK_SEARCH_FORCE_EXACT};
+        struct lk_hit a[10], b[10];
+        size_t na, nb;
+        cr_assert_eq(lk_index_search(h, qv, 10, &o, a, &na, NULL), LK_OK);
+        cr_assert_eq(lk_index_search(h, qv, 10, &ex, b, &nb, NULL), LK_OK);
+        if (info.path == LK_PATH_BAILOUT) {
+            probed_out += info.graph_evals == 0;
+            assert_same_hits(a, na, b, nb, qi);
+        }
+    }
+    cr_assert(probed_out >= NQ * 8 / 10, "probe (b) sent %zu of %d to the scan", probed_out, NQ);
+}
+
+Test(hnsw_search, planner_rule2_graph_for_random_when_cheaper)
+{
+    /* Rule 2: the traversal is cheaper even at the global selectivity, so a
+     * random filter gets the graph (the budget may still abandon a few). */
+    double sel;
+    uint32_t ef;
+    find_rule(2, &sel, &ef);
+    size_t pr[4] = {0};
+    double rr = planner_recall(sel, 0, ef, pr);
+    cr_log_info("rule 2 at %.0f%% ef %u: random %.4f paths %zu/%zu/%zu/%zu", sel * 100, ef, rr, pr[0],
+                pr[1], pr[2], pr[3]);
+    cr_assert(pr[LK_PATH_GRAPH] >= NQ * 9 / 10, "random: graph %zu of %d", pr[LK_PATH_GRAPH], NQ);
+}
+
+Test(hnsw_search, planner_budget_bailout_is_exact)
+{
+    /* A filter that avoids the query's neighbourhood (every cluster of its
+     * 512 nearest rows disallowed) at a size where rule 2 sends it to the
+     * graph: the traversal meets almost no allowed node, its budget
+     * abandons it mid-way (graph_evals > 0), and the scan that completes it
+     * from the traversal's heap, skipping the visited nodes, must return
+     * exactly the oracle's answer. */
+    double sel;
+    uint32_t ef;
+    find_rule(2, &sel, &ef);
+    static unsigned char ok[N];
+    static struct lk_hit nn[512];
+    size_t bailed = 0;
+    for (size_t qi = 0; qi < NQ; qi++) {
+        const float *qv = q + qi * D;
+        size_t nn_n = 0;
+        struct lk_search_opts ex0 = {.flags = LK_SEARCH_FORCE_EXACT};
+        cr_assert_eq(lk_index_search(h, qv, 512, &ex0, nn, &nn_n, NULL), LK_OK);
+        static unsigned char near[NCL];
+        memset(near, 0, sizeof near);
+        for (size_t j = 0; j < nn_n; j++)
+            near[cl[(nn[j].id - 1) / 2]] = 1;
+        size_t quota = (size_t)(sel * N + 0.5), n = 0;
+        memset(ok, 0, N);
+        for (size_t i = 0; i < N && n < quota; i++)
+            if (!near[cl[i]])
+                ok[i] = 1, n++;
+        struct lk_bitmap *bm = bitmap_of(ok);
+        struct lk_search_info info = {0};
+        struct lk_hit a[10], b[10];
+        size_t na, nb;
+        planner_and_oracle(qv, bm, ef, &info, a, &na, b, &nb);
+        if (info.path == LK_PATH_BAILOUT && info.graph_evals > 0) {
+            bailed++;
+            assert_same_hits(a, na, b, nb, qi);
+        }
+        lk_bitmap_free(bm);
+    }
+    cr_log_info("budget bail-outs at %.0f%% ef %u: %zu of %d", sel * 100, ef, bailed, NQ);
+    cr_assert(bailed >= NQ / 2, "budget bail-outs %zu of %d", bailed, NQ);
+}
+
+Test(hnsw_search, planner_rule3_exact_when_probe_too_costly)
+{
+    /* Rule 3: the graph could only win for a correlated filter and the
+     * descent to find out costs more than LK_FILTER_PROBE_MAX_SHARE of the
+     * scan: exact scan up front for every filter, correlated or not. */
+    double sel;
+    uint32_t ef;
+    find_rule(3, &sel, &ef);
+    size_t pc[4] = {0}, pr[4] = {0};
+    planner_recall(sel, 1, ef, pc);
+    planner_recall(sel, 0, ef, pr);
+    cr_assert_eq(pc[LK_PATH_EXACT], NQ);
+    cr_assert_eq(pr[LK_PATH_EXACT], NQ);
 }
 
 Test(hnsw_search, planner_forced_and_unknown_paths)
