@@ -4,9 +4,8 @@
  * the noise of two builds (two 1M builds differ by more than a few percent).
  *
  * The index is built once (--threads threads) and cached next to the data
- * set (<cache>/reorder-<set>.lkx); every ordering under test (--orders,
- * LOOKALIKE_REORDER values "bfs" and "tree") starts from a fresh load of
- * that file, so each is compared with the same insertion-ordered graph.
+ * set (<cache>/reorder-<set>-n<N>.lkx, in insertion order); the run loads it
+ * twice and reorders one copy, so both sides are the same graph.
  * Per ef_search: recall@10 against the set's exact ground truth and
  * single-thread queries/s, best of 3 rounds alternating before/after order
  * (each round >= 0.5 s); the hits of every query are compared before/after
@@ -100,7 +99,7 @@ static struct lk_index *load_or_build(const struct ann_set *s, const char *path,
 int main(int argc, char **argv)
 {
     const char *set = "synth", *cache = "/tmp/lookalike-bench", *data = "/work/shared/data/ann";
-    const char *orders = "bfs,tree", *eflist = "16,32,64,128";
+    const char *eflist = "16,32,64,128";
     size_t n = 1000000, nq = 2000;
     unsigned threads = 2;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -110,11 +109,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--cache")) cache = argv[i + 1];
         else if (!strcmp(argv[i], "--data")) data = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = (unsigned)strtoul(argv[i + 1], NULL, 10);
-        else if (!strcmp(argv[i], "--orders")) orders = argv[i + 1];
         else if (!strcmp(argv[i], "--ef")) eflist = argv[i + 1];
         else {
             fprintf(stderr, "usage: reorder [--sets synth|NAME] [--n N] [--queries N] [--cache DIR] [--data DIR]\n"
-                            "               [--threads T] [--orders bfs,tree] [--ef 16,32,64,128]\n");
+                            "               [--threads T] [--ef 16,32,64,128]\n");
             return 2;
         }
     }
@@ -140,10 +138,7 @@ int main(int argc, char **argv)
     lk_index_free(base);
     struct lk_hit *ha = malloc(s.nq * K * sizeof *ha), *hb = malloc(s.nq * K * sizeof *hb);
     printf("\n%s: %zu x %zu, %zu queries, k=%d, index %s\n", s.name, s.n, s.dim, s.nq, K, path);
-    char ordbuf[64];
-    snprintf(ordbuf, sizeof ordbuf, "%s", orders);
-    for (char *ord = strtok(ordbuf, ","); ord; ord = strtok(NULL, ",")) {
-        setenv("LOOKALIKE_REORDER", ord, 1);
+    {
         struct lk_index *a = NULL, *b = NULL;
         struct lk_err e = {0};
         if (lk_index_load(path, 0, &a, &e) || lk_index_load(path, 0, &b, &e))
@@ -153,7 +148,7 @@ int main(int argc, char **argv)
             die("reorder", e.msg);
         double tr = now() - t0;
         int chk = lk_index_check(b, &e);
-        printf("\norder %s: reorder %.2f s, check %s\n", ord, tr, chk ? e.msg : "ok");
+        printf("\nlk_index_reorder: %.2f s, check %s\n", tr, chk ? e.msg : "ok");
         printf("%5s %8s %10s %10s %7s %8s\n", "ef", "R@10", "QPS before", "QPS after", "ratio", "same");
         for (size_t i = 0; i < nef; i++) {
             double ra = run_hits(a, &s, ef[i], ha), rb = run_hits(b, &s, ef[i], hb);
