@@ -224,13 +224,13 @@ int lk_index_add_batch(struct lk_index *idx, const uint64_t *ids, const float *v
 int lk_index_remove(struct lk_index *idx, uint64_t id, struct lk_err *err);
 
 /* Rebuild the graph from the live vectors, dropping all tombstones, using
- * `nthreads` threads (0 = all CPUs).  Internal ids change (bitmaps made
- * before are invalid).  EXCLUSIVE access required.  On failure the index is
+ * `nthreads` threads (0 = all CPUs), and reorder it (lk_index_reorder).
+ * Internal ids change (bitmaps made before are invalid).  EXCLUSIVE access required.  On failure the index is
  * unchanged.  Errors: LK_ERR_NOMEM. */
 int lk_index_compact(struct lk_index *idx, unsigned nthreads, struct lk_err *err);
 
 /* Build a new compacted index holding the live vectors of `idx` (same
- * parameters).  Safe while other threads search `idx`; writers must not run
+ * parameters), reordered for memory locality (lk_index_reorder).  Safe while other threads search `idx`; writers must not run
  * meanwhile (the copy would miss their changes).  *out is owned by the
  * caller. */
 int lk_index_rebuild(const struct lk_index *idx, unsigned nthreads, struct lk_index **out,

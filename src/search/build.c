@@ -814,9 +814,11 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
          * exclusive access: r->idx is this run's private copy — new, or
          * loaded from the current generation's file — and no worker thread
          * searches it before calibration starts).  The order is saved with
-         * the index, so the server's searches get it. */
+         * the index, so the server's searches get it.  Only an optimisation:
+         * out of memory leaves the index unchanged and valid, so the build
+         * goes on. */
         if (rc == LK_OK)
-            rc = lk_index_reorder(r->idx, err);
+            (void)lk_index_reorder(r->idx, NULL);
         if (o->progress && rc == LK_OK)
             o->progress(o->progress_ud, "index", n_ok, n_ok);
     }
