@@ -13,7 +13,8 @@
  * time on nodes that can never be returned; lk_index_stats reports
  * needs_compaction above params.compact_fraction (default 30 %), and
  * lk_index_compact / lk_index_rebuild rebuild the graph from the live
- * vectors with a threaded batch build.
+ * vectors with a threaded batch build, then renumber it for memory locality
+ * (lk_index_reorder, hnsw_reorder.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +109,10 @@ int lk_index_rebuild(const struct lk_index *ix, unsigned nthreads, struct lk_ind
     int rc = lk_index_new(&ix->p, &nx, err);
     if (!rc && n)
         rc = lk_index_add_batch(nx, ids, vecs, n, nthreads, err);
+    /* nx is private until returned: exclusive, as reorder needs.  Only an
+     * optimisation: out of memory leaves nx unchanged and valid. */
+    if (!rc)
+        (void)lk_index_reorder(nx, NULL);
     free(ids), free(vecs);
     if (rc) {
         lk_index_free(nx);

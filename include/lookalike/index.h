@@ -224,17 +224,49 @@ int lk_index_add_batch(struct lk_index *idx, const uint64_t *ids, const float *v
 int lk_index_remove(struct lk_index *idx, uint64_t id, struct lk_err *err);
 
 /* Rebuild the graph from the live vectors, dropping all tombstones, using
- * `nthreads` threads (0 = all CPUs).  Internal ids change (bitmaps made
- * before are invalid).  EXCLUSIVE access required.  On failure the index is
+ * `nthreads` threads (0 = all CPUs), and reorder it (lk_index_reorder).
+ * Internal ids change (bitmaps made before are invalid).  EXCLUSIVE access required.  On failure the index is
  * unchanged.  Errors: LK_ERR_NOMEM. */
 int lk_index_compact(struct lk_index *idx, unsigned nthreads, struct lk_err *err);
 
 /* Build a new compacted index holding the live vectors of `idx` (same
- * parameters).  Safe while other threads search `idx`; writers must not run
+ * parameters), reordered for memory locality (lk_index_reorder).  Safe while other threads search `idx`; writers must not run
  * meanwhile (the copy would miss their changes).  *out is owned by the
  * caller. */
 int lk_index_rebuild(const struct lk_index *idx, unsigned nthreads, struct lk_index **out,
                      struct lk_err *err);
+
+/* Renumber the internal slots so that graph neighbours sit next to each
+ * other in memory: breadth-first order of the level-0 graph from the entry
+ * point (which becomes slot 0), then any slot that walk does not reach
+ * (unreachable tombstones) in its old order.  Node blocks, the float32
+ * copies (F16/I8 storage), the upper-level links, flags/tombstones, levels,
+ * the id map, the entry point and the free-slot queue are all renamed; the
+ * permutation is applied in place by following its cycles.
+ * Why: at 1M vectors a search is bound by DRAM/TLB misses, and slots in
+ * insertion order scatter the neighbours of a node over the whole storage.
+ * Method: Coleman et al., "Graph Reordering for Cache-Efficient Near
+ * Neighbor Search", NeurIPS 2022 (the BFS ordering).
+ *
+ * !!! EXCLUSIVE ACCESS REQUIRED: no concurrent lk_index_search, add,
+ * !!! remove, save, check, bitmap or any other call on `idx` while it runs
+ * !!! (searches take no lock and would read half-moved nodes).  Call it
+ * !!! right after a bulk build, before the index is shared.  Bitmaps made
+ * !!! before the call are invalid afterwards (internal ids change).
+ *
+ * Searches return the same ids and distances as before (only the order of
+ * hits at exactly equal distance may differ); later inserts, deletes,
+ * save/load work as on any index, and the file format is unchanged.  A
+ * flat index, an empty or 1-slot index is left as it is.
+ * Gain: +24 to +33 % single-thread queries/s at recall@10 0.86-0.99 on a
+ * 1M x 128 synthetic index (bench/reorder); little below ~100k vectors,
+ * where the nodes a search touches mostly fit in cache anyway.
+ * Cost: O(slots * M) time, a BFS plus one move of every node block (0.7 s
+ * at 1M x 128); extra memory 8 bytes per slot + 1 bit per slot + one node
+ * block, freed before returning (8 MB at 1M slots).  On an index loaded
+ * with LK_LOAD_MMAP every node page becomes a private copy.
+ * Errors: LK_ERR_INVALID_ARG (NULL), LK_ERR_NOMEM (the index is unchanged). */
+int lk_index_reorder(struct lk_index *idx, struct lk_err *err);
 
 /* ==== Queries =========================================================== */
 

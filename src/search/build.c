@@ -15,7 +15,8 @@
  *                 counter, so a slow (large) photo never stalls the others
  *   3. learn      embedding post-processing (mean, optional PCA) from the
  *                 catalog's own descriptors (lk_embed_params_learn)
- *   4. index      fuse and insert with lk_index_add_batch (parallel build)
+ *   4. index      fuse and insert with lk_index_add_batch (parallel build),
+ *                 then lk_index_reorder (graph neighbours adjacent in memory)
  *   5. calibrate  distorted copies of a sample of catalog images against
  *                 the new index -> band thresholds (bands.c)
  *   6. report     weak images by SKU; near-duplicate products (different
@@ -809,6 +810,15 @@ static int embed_and_index(struct run *r, struct lk_build_report *rep, int learn
             o->progress(o->progress_ud, "index", 0, n_ok);
         if (rc == LK_OK)
             rc = lk_index_add_batch(r->idx, ids, vecs, n_ok, r->pool.threads, err);
+        /* Renumber the graph for memory locality (lk_index_reorder needs
+         * exclusive access: r->idx is this run's private copy — new, or
+         * loaded from the current generation's file — and no worker thread
+         * searches it before calibration starts).  The order is saved with
+         * the index, so the server's searches get it.  Only an optimisation:
+         * out of memory leaves the index unchanged and valid, so the build
+         * goes on. */
+        if (rc == LK_OK)
+            (void)lk_index_reorder(r->idx, NULL);
         if (o->progress && rc == LK_OK)
             o->progress(o->progress_ud, "index", n_ok, n_ok);
     }

@@ -2,7 +2,7 @@
  * test_alloc_index.c — allocation-failure injection in the vector index:
  * create + insert (single and batch), search (first search of a fresh index
  * allocates its pooled context; filtered search with a bitmap), delete +
- * compact, save, load (read and mmap).  malloc-family calls and mmap (the
+ * compact, reorder, save, load (read and mmap).  malloc-family calls and mmap (the
  * node storage is carved from anonymous mappings) are failed in turn.
  * Each call must return LK_ERR_NOMEM with a message (or succeed), leave the
  * index usable and consistent (lk_index_check, strictly: including
@@ -303,6 +303,38 @@ Test(alloc_index, delete_and_compact, .init = make_vecs)
             break;
         }
         cr_assert(rc == LK_OK || rc == LK_ERR_NOMEM, "n=%lu: %d %s", n, rc, err.msg);
+    }
+}
+
+/* lk_index_reorder allocates everything before touching the index: a
+ * failed allocation gives LK_ERR_NOMEM and the index exactly as it was
+ * (same hits), a clean run a consistent index with the same hits. */
+Test(alloc_index, reorder, .init = make_vecs)
+{
+    for (unsigned long n = 1; n <= MAXN; n++) {
+        struct lk_index *idx = built(LK_INDEX_HNSW);
+        for (unsigned i = 0; i < N; i += 4)
+            cr_assert_eq(lk_index_remove(idx, 100 + i, NULL), LK_OK);
+        struct lk_hit before[10], after[10];
+        size_t nb, na;
+        cr_assert_eq(lk_index_search(idx, vecs + 7 * DIM, 10, NULL, before, &nb, NULL), LK_OK);
+        struct lk_err err = {0};
+        af_arm(n);
+        int rc = lk_index_reorder(idx, &err);
+        bool fired = af_disarm();
+        struct lk_err e2 = {0};
+        cr_assert_eq(lk_index_check(idx, &e2), LK_OK, "n=%lu: inconsistent after reorder: %s", n, e2.msg);
+        cr_assert_eq(lk_index_search(idx, vecs + 7 * DIM, 10, NULL, after, &na, NULL), LK_OK);
+        cr_assert_eq(na, nb);
+        for (size_t i = 0; i < na; i++)
+            cr_assert(after[i].id == before[i].id && after[i].distance == before[i].distance, "n=%lu hit %zu", n, i);
+        lk_index_free(idx);
+        if (!fired) {
+            cr_assert_eq(rc, LK_OK, "%s", err.msg);
+            break;
+        }
+        cr_assert_eq(rc, LK_ERR_NOMEM, "n=%lu: %d %s", n, rc, err.msg);
+        cr_assert(err.msg[0]);
     }
 }
 
