@@ -92,45 +92,36 @@ static void rename_links(const struct lk_index *ix, const struct lk__ctab *t, ui
     }
 }
 
-/* Per-slot state moved by the permutation. */
-struct slot_tmp {
-    char *node;     /* node_size bytes */
-    float *raw;     /* dim floats (compressed storage) */
-    uint32_t *upper;
-    uint8_t flg;
+/* Where one slot's state lives: its node block, its float32 copy
+ * (compressed storage), its upper-level block pointer and its flag byte.
+ * A slot of the index, or the permutation's one temporary slot. */
+struct slot_ref {
+    char *node;      /* node_size bytes */
+    float *raw;      /* dim floats, NULL unless compressed */
+    uint32_t **upper;
+    uint8_t *flg;
 };
 
-static void slot_save(const struct lk_index *ix, const struct lk__ctab *t, uint32_t id, struct slot_tmp *x)
+static struct slot_ref slot_at(const struct lk_index *ix, const struct lk__ctab *t, uint32_t id)
 {
-    memcpy(x->node, lk__node_t(ix, t, id), ix->node_size);
-    if (ix->compressed)
-        memcpy(x->raw, lk__raw_t(ix, t, id), ix->p.dim * sizeof(float));
-    x->upper = t->upper[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK];
-    x->flg = t->flg[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK];
+    uint32_t c = id >> LK__CHUNK_SHIFT, i = id & LK__CHUNK_MASK;
+    return (struct slot_ref){lk__node_t(ix, t, id), ix->compressed ? (float *)lk__raw_t(ix, t, id) : NULL,
+                             &t->upper[c][i], &t->flg[c][i]};
 }
 
-static void slot_restore(const struct lk_index *ix, const struct lk__ctab *t, uint32_t id, const struct slot_tmp *x)
+static void slot_copy(const struct lk_index *ix, struct slot_ref dst, struct slot_ref src)
 {
-    memcpy(lk__node_t(ix, t, id), x->node, ix->node_size);
+    memcpy(dst.node, src.node, ix->node_size);
     if (ix->compressed)
-        memcpy((float *)lk__raw_t(ix, t, id), x->raw, ix->p.dim * sizeof(float));
-    t->upper[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK] = x->upper;
-    t->flg[id >> LK__CHUNK_SHIFT][id & LK__CHUNK_MASK] = x->flg;
-}
-
-static void slot_move(const struct lk_index *ix, const struct lk__ctab *t, uint32_t dst, uint32_t src)
-{
-    memcpy(lk__node_t(ix, t, dst), lk__node_t(ix, t, src), ix->node_size);
-    if (ix->compressed)
-        memcpy((float *)lk__raw_t(ix, t, dst), lk__raw_t(ix, t, src), ix->p.dim * sizeof(float));
-    t->upper[dst >> LK__CHUNK_SHIFT][dst & LK__CHUNK_MASK] = t->upper[src >> LK__CHUNK_SHIFT][src & LK__CHUNK_MASK];
-    t->flg[dst >> LK__CHUNK_SHIFT][dst & LK__CHUNK_MASK] = t->flg[src >> LK__CHUNK_SHIFT][src & LK__CHUNK_MASK];
+        memcpy(dst.raw, src.raw, ix->p.dim * sizeof(float));
+    *dst.upper = *src.upper;
+    *dst.flg = *src.flg;
 }
 
 /* Apply order[new] = old in place by following cycles: slot k receives the
  * contents of slot order[k].  `done` (ns bits) must be zero. */
 static void permute(const struct lk_index *ix, const struct lk__ctab *t, uint32_t ns, const uint32_t *order,
-                    uint64_t *done, struct slot_tmp *tmp)
+                    uint64_t *done, struct slot_ref tmp)
 {
     for (uint32_t i = 0; i < ns; i++) {
         if (bit_get(done, i))
@@ -138,15 +129,15 @@ static void permute(const struct lk_index *ix, const struct lk__ctab *t, uint32_
         bit_set(done, i);
         if (order[i] == i)
             continue;
-        slot_save(ix, t, i, tmp);
+        slot_copy(ix, tmp, slot_at(ix, t, i));
         uint32_t k = i;
         for (;;) {
             uint32_t src = order[k];
             if (src == i) {
-                slot_restore(ix, t, k, tmp);
+                slot_copy(ix, slot_at(ix, t, k), tmp);
                 break;
             }
-            slot_move(ix, t, k, src);
+            slot_copy(ix, slot_at(ix, t, k), slot_at(ix, t, src));
             bit_set(done, src);
             k = src;
         }
@@ -172,8 +163,12 @@ int lk_index_reorder(struct lk_index *ix, struct lk_err *err)
     uint32_t *order = malloc((size_t)ns * sizeof *order);
     uint32_t *nid = malloc((size_t)ns * sizeof *nid);
     uint64_t *bits = calloc(words, sizeof *bits);
-    struct slot_tmp tmp = {.node = malloc(ix->node_size),
-                           .raw = ix->compressed ? malloc(ix->p.dim * sizeof(float)) : NULL};
+    uint32_t *tmp_upper = NULL;
+    uint8_t tmp_flg = 0;
+    struct slot_ref tmp = {.node = malloc(ix->node_size),
+                           .raw = ix->compressed ? malloc(ix->p.dim * sizeof(float)) : NULL,
+                           .upper = &tmp_upper,
+                           .flg = &tmp_flg};
     if (!order || !nid || !bits || !tmp.node || (ix->compressed && !tmp.raw)) {
         pthread_mutex_unlock(&ix->write_mu);
         free(order), free(nid), free(bits), free(tmp.node), free(tmp.raw);
@@ -186,7 +181,7 @@ int lk_index_reorder(struct lk_index *ix, struct lk_err *err)
 
     rename_links(ix, t, ns, nid);
     memset(bits, 0, words * sizeof *bits);
-    permute(ix, t, ns, order, bits, &tmp);
+    permute(ix, t, ns, order, bits, tmp);
 
     for (size_t i = 0; i < s->map.cap; i++) {
         uint32_t v = s->map.vals[i];

@@ -1733,21 +1733,31 @@ static void pixels_to_int8(const struct lk_image *img, int8_t *q)
         q[i] = (int8_t)(img->rgb[i] ^ 0x80u);
 }
 
+/* `img` at the network input size: `img` itself when it already has that
+ * size (lk_embed_describe passes such an image; no resize that would only
+ * allocate and copy it), else a resized copy in `sized` (the caller frees
+ * it with lk_image_free; it stays {0} otherwise). */
+static int input_sized(const struct lk_cnn_model *m, const struct lk_image *img, struct lk_image *sized,
+                       const struct lk_image **in, struct lk_err *err)
+{
+    *in = img;
+    if (img->rgb && img->width == m->in_w && img->height == m->in_h)
+        return LK_OK;
+    *in = sized;
+    return lk_image_resize(img, m->in_w, m->in_h, sized, err);
+}
+
 /* The network input for `img`: resized to the input size, x/127.5 - 1,
  * written to `dst` (in_h*in_w*3 floats). */
 static int preprocess(const struct lk_cnn_model *m, const struct lk_image *img, float *dst, struct lk_err *err)
 {
     static const float mean[3] = {127.5f, 127.5f, 127.5f};
     static const float scale[3] = {1.0f / 127.5f, 1.0f / 127.5f, 1.0f / 127.5f};
-    /* lk_embed_describe passes an image already at the input size: convert
-     * it in place of a resize that would only allocate and copy it. */
-    if (img->rgb && img->width == m->in_w && img->height == m->in_h)
-        return lk_image_to_float(img, LK_LAYOUT_HWC, mean, scale, dst, err);
     struct lk_image sized = {0};
-    int rc = lk_image_resize(img, m->in_w, m->in_h, &sized, err);
-    if (rc)
-        return rc;
-    rc = lk_image_to_float(&sized, LK_LAYOUT_HWC, mean, scale, dst, err);
+    const struct lk_image *in;
+    int rc = input_sized(m, img, &sized, &in, err);
+    if (!rc)
+        rc = lk_image_to_float(in, LK_LAYOUT_HWC, mean, scale, dst, err);
     lk_image_free(&sized);
     return rc;
 }
@@ -1761,16 +1771,12 @@ int lk_cnn_describe(struct lk_cnn_workspace *ws, const struct lk_image *img, flo
         int rc = preprocess(m, img, ws->scratch, err);
         return rc ? rc : lk_cnn_forward(ws, ws->scratch, out, err);
     }
-    /* INT8: straight from the pixels (lk_embed_describe passes an image
-     * already at the input size). */
-    if (img->rgb && img->width == m->in_w && img->height == m->in_h) {
-        pixels_to_int8(img, int8_image(ws));
-        return run(ws, out, err);
-    }
+    /* INT8: straight from the pixels. */
     struct lk_image sized = {0};
-    int rc = lk_image_resize(img, m->in_w, m->in_h, &sized, err);
+    const struct lk_image *in;
+    int rc = input_sized(m, img, &sized, &in, err);
     if (!rc) {
-        pixels_to_int8(&sized, int8_image(ws));
+        pixels_to_int8(in, int8_image(ws));
         rc = run(ws, out, err);
     }
     lk_image_free(&sized);
